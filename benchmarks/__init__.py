@@ -1,0 +1,1 @@
+"""Benchmarks: side-by-side measurements of each stage against its alternatives."""

@@ -1,0 +1,1 @@
+"""Clustering: pruned token graphs from attention, the modularity sweep, Leiden communities and cluster statistics."""

@@ -1,0 +1,1 @@
+"""Evaluation: faithfulness, plausibility, complexity, rationale grounding and attention signatures."""

@@ -1,0 +1,130 @@
+"""Generate an answer and keep every token with its role, segment and text offsets."""
+
+from __future__ import annotations
+
+import torch
+
+from extraction.loading import LoadedModel
+from extraction.record import Generation, Token
+
+
+class InputError(ValueError):
+    """The prompt cannot be used as given (empty, too long for the model...)."""
+
+
+def _check_prompt(prompt: str) -> None:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InputError("the prompt is empty")
+
+
+def _render(lm: LoadedModel, prompt: str) -> tuple[str, int]:
+    """The text the model sees, and where the user's prompt starts inside it."""
+    if lm.has_chat_template:
+        text = lm.tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
+        )
+        return text, text.find(prompt)
+    return prompt, 0
+
+
+def _tokens(lm: LoadedModel, input_text: str, user_start: int, user_len: int, answer_ids: list[int]) -> list[Token]:
+    tok = lm.tokenizer
+    # Chat-rendered text already holds its special tokens; plain prompts get the model's own (e.g. BOS).
+    add_special = not lm.has_chat_template
+    enc = tok(input_text, add_special_tokens=add_special, return_offsets_mapping=True)
+    tokens: list[Token] = []
+    user_end = user_start + user_len
+    for i, (tid, (start, end)) in enumerate(zip(enc["input_ids"], enc["offset_mapping"])):
+        inside = user_start >= 0 and start >= user_start and end <= user_end and end > start
+        tokens.append(
+            Token(i, int(tid), tok.decode([tid]), "prompt", "user" if inside else "template", int(start), int(end))
+        )
+    offset, previous = len(input_text), ""
+    for j, tid in enumerate(answer_ids):
+        decoded = tok.decode(answer_ids[: j + 1])
+        tokens.append(
+            Token(
+                len(tokens), int(tid), tok.decode([tid]), "answer", "answer",
+                offset + len(previous), offset + len(decoded),
+            )
+        )
+        previous = decoded
+    return tokens
+
+
+def check_length(lm: LoadedModel, n_tokens: int, max_new_tokens: int = 0) -> None:
+    limit = lm.architecture.context_length
+    if limit and n_tokens + max_new_tokens > limit:
+        raise InputError(
+            f"the prompt is {n_tokens} tokens; {lm.name} reads at most {limit} "
+            f"(including {max_new_tokens} new tokens): shorten it, or pass --truncate"
+        )
+
+
+def generate(
+    lm: LoadedModel,
+    prompt: str,
+    *,
+    max_new_tokens: int = 32,
+    seed: int | None = None,
+    temperature: float = 0.7,
+    truncate: bool = False,
+) -> Generation:
+    """Greedy by default; sampled (seeded, reproducible) when a seed is given."""
+    _check_prompt(prompt)
+    if lm.architecture.kind == "encoder":
+        return encode(lm, prompt, truncate=truncate)
+    input_text, user_start = _render(lm, prompt)
+    prompt_tokens = _tokens(lm, input_text, user_start, len(prompt), [])
+    if truncate:
+        keep = max(1, lm.architecture.context_length - max_new_tokens)
+        if len(prompt_tokens) > keep:
+            input_text = input_text[prompt_tokens[-keep].start :]
+            user_start = max(0, user_start - prompt_tokens[-keep].start)
+            prompt_tokens = _tokens(lm, input_text, user_start, len(prompt), [])
+    check_length(lm, len(prompt_tokens), max_new_tokens)
+    ids = torch.tensor([[t.id for t in prompt_tokens]])
+    params = {"max_new_tokens": max_new_tokens, "do_sample": seed is not None, "seed": seed}
+    gen_kwargs = {"max_new_tokens": max_new_tokens, "do_sample": seed is not None, "pad_token_id": _pad_id(lm)}
+    if seed is not None:
+        torch.manual_seed(seed)
+        gen_kwargs["temperature"] = temperature
+        params["temperature"] = temperature
+    else:
+        gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+    with torch.inference_mode():
+        out = lm.model.generate(ids, attention_mask=torch.ones_like(ids), **gen_kwargs)
+    answer_ids = out[0, ids.shape[1] :].tolist()
+    stop = set(_eos_ids(lm))
+    for j, tid in enumerate(answer_ids):  # the stop token ends the answer; it is not part of it
+        if tid in stop:
+            answer_ids = answer_ids[:j]
+            break
+    tokens = _tokens(lm, input_text, user_start, len(prompt), answer_ids)
+    answer = lm.tokenizer.decode(answer_ids)
+    params["chat_template"] = lm.has_chat_template
+    return Generation(lm.name, prompt, input_text, answer, tokens, len(prompt_tokens), params)
+
+
+def encode(lm: LoadedModel, text: str, *, truncate: bool = False) -> Generation:
+    """Tokens of a plain text with no answer: for encoders, and for measuring long inputs."""
+    _check_prompt(text)
+    tokens = _tokens(lm, text, 0, len(text), [])
+    limit = lm.architecture.context_length
+    if truncate and limit and len(tokens) > limit:
+        text = text[: tokens[limit - 1].end]
+        tokens = _tokens(lm, text, 0, len(text), [])[:limit]
+    check_length(lm, len(tokens))
+    return Generation(lm.name, text, text, "", tokens, len(tokens), {"encode_only": True})
+
+
+def _eos_ids(lm: LoadedModel) -> list[int]:
+    eos = lm.model.generation_config.eos_token_id
+    if eos is None:
+        eos = lm.tokenizer.eos_token_id
+    return [eos] if isinstance(eos, int) else list(eos or [])
+
+
+def _pad_id(lm: LoadedModel) -> int | None:
+    pad = lm.tokenizer.pad_token_id
+    return pad if pad is not None else (_eos_ids(lm) or [None])[0]

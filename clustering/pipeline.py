@@ -1,0 +1,177 @@
+"""The entry point: `cluster(record, config) -> Clustering`, and `build_graph` for the graph alone."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import igraph as ig
+import leidenalg
+import numpy as np
+
+from clustering.config import ClusterConfig
+from clustering.graph import AttentionGraph, Normalised, degree_thresholds, normalise, prune, source_matrix
+from clustering.leiden import (
+    SweepPoint,
+    build_igraph,
+    choose,
+    consensus,
+    coverage,
+    leiden,
+    modularity,
+)
+from clustering.result import Clustering
+from clustering.stats import IMPORTANCE_NOTES, attention_of, describe
+from extraction.record import AttentionRecord
+
+
+def _normalised(record: AttentionRecord, config: ClusterConfig) -> Normalised:
+    return normalise(
+        source_matrix(record, config), sinks=config.sinks, drop_sinks=config.drop_sinks, directed=config.directed
+    )
+
+
+def build_graph(record: AttentionRecord, config: ClusterConfig = ClusterConfig()) -> AttentionGraph:
+    """The graph pruned at `config.threshold` / `config.top_k`, without a sweep (neither set: every positive edge)."""
+    normalised = _normalised(record, config)
+    edges, weights = prune(normalised.matrix, threshold=config.threshold, top_k=config.top_k, directed=config.directed)
+    return AttentionGraph.from_arrays(
+        normalised,
+        edges,
+        weights,
+        labels=[t.text for t in record.generation.tokens],
+        directed=config.directed,
+        source=config.source,
+        threshold=config.threshold,
+        top_k=config.top_k,
+    )
+
+
+@dataclass
+class _Grid:
+    """The sweep's cells, and what the chosen one needs again."""
+
+    thresholds: list[float | None]
+    resolutions: list[float]
+    edges: np.ndarray  # Int[m 2] vertex pairs surviving the densest threshold (or top-k)
+    weights: np.ndarray  # Float[m]
+    kept: list[np.ndarray]  # per threshold: which of `edges` it keeps
+    graphs: list[ig.Graph]  # per threshold
+    runs: list[list[int]]  # per cell, threshold-major: the first seed's membership
+    points: list[SweepPoint]
+
+
+def _sweep(normalised: Normalised, config: ClusterConfig) -> _Grid:
+    """Prune at every threshold, run Leiden (first seed) at every resolution, record every cell."""
+    if config.threshold is not None or config.top_k is not None:
+        thresholds: list[float | None] = [config.threshold]
+    else:
+        thresholds = degree_thresholds(normalised.matrix, config.directed, config.sweep_degrees) or [None]
+    # Candidates are pruned once, at the densest threshold; each threshold then filters them.
+    densest = min((t for t in thresholds if t is not None), default=None)
+    edges, weights = prune(normalised.matrix, threshold=densest, top_k=config.top_k, directed=config.directed)
+    if config.resolution is not None:
+        resolutions = [config.resolution]
+    elif len(edges) == 0:
+        resolutions = [1.0]  # no edge to split or join: one run says all there is to say
+    else:
+        resolutions = list(config.resolutions)
+
+    positive = normalised.matrix > 0
+    active = int(np.count_nonzero(positive.any(axis=0) | positive.any(axis=1)))
+    n = len(normalised.nodes)
+    dense = build_igraph(n, edges, weights, config.directed)
+    grid = _Grid(thresholds, resolutions, edges, weights, [], [], [], [])
+    for t in thresholds:
+        keep = weights >= t if t is not None else np.ones(len(weights), dtype=bool)
+        g = dense.subgraph_edges(np.flatnonzero(keep).tolist(), delete_vertices=False)
+        grid.kept.append(keep)
+        grid.graphs.append(g)
+        share = coverage(g, config.min_component, active)
+        for r in resolutions:
+            membership = leiden(g, r, config.seeds[0], config.engine)
+            grid.runs.append(membership)
+            grid.points.append(
+                SweepPoint(
+                    threshold=t,
+                    resolution=r,
+                    edges=g.ecount(),
+                    coverage=share,
+                    clusters=len(set(membership)),
+                    modularity=modularity(g, membership),
+                    eligible=share >= config.min_coverage,
+                    score=None,
+                )
+            )
+    return grid
+
+
+def cluster(record: AttentionRecord, config: ClusterConfig = ClusterConfig()) -> Clustering:
+    """Build the token graph, sweep threshold x resolution, run Leiden with every seed, describe the clusters.
+
+    Same record and config (seeds and engine included) give the same clusters.
+    """
+    started = time.perf_counter()
+    normalised = _normalised(record, config)
+    grid = _sweep(normalised, config)
+    chosen = choose(grid.points, len(grid.thresholds), len(grid.resolutions))
+    swept = time.perf_counter()
+
+    t_index, r_index = divmod(chosen, len(grid.resolutions))
+    g, threshold, resolution = grid.graphs[t_index], grid.thresholds[t_index], grid.resolutions[r_index]
+    memberships = [grid.runs[chosen]] + [leiden(g, resolution, seed, config.engine) for seed in config.seeds[1:]]
+    final, agreement = consensus(g, memberships, list(config.seeds))
+    found = time.perf_counter()
+
+    keep = grid.kept[t_index]
+    graph = AttentionGraph.from_arrays(
+        normalised,
+        grid.edges[keep],
+        grid.weights[keep],
+        labels=[t.text for t in record.generation.tokens],
+        directed=config.directed,
+        source=config.source,
+        threshold=threshold,
+        top_k=config.top_k,
+    )
+    attention = attention_of(record, config.sinks)
+    clusters = describe(graph, final, record, attention, config.sinks, config.top_heads)
+    finished = time.perf_counter()
+
+    notes = []
+    if not any(p.eligible for p in grid.points) and len(grid.edges):
+        notes.append("every pruned graph of the sweep is fragmented: chose among all of them")
+    if not graph.nodes:
+        notes.append("no token is left once the sinks are dropped: no clusters")
+    elif g.ecount() == 0:
+        notes.append("no edge survives pruning: every token is its own cluster, modularity 0")
+    elif len(clusters) == 1:
+        notes.append("no split beats keeping every token together: one cluster, modularity 0")
+    info = {
+        "config": config.to_dict(),
+        "engine": config.engine,
+        "source": config.source,
+        "importance": IMPORTANCE_NOTES[attention.source],
+        "modularity": "standard (resolution 1) weighted modularity on the pruned graph",
+        "tokens": record.n_tokens,
+        "vertices": len(graph.nodes),
+        "notes": notes,
+        "versions": {"leidenalg": leidenalg.__version__, "igraph": ig.__version__},
+        "seconds": {
+            "graph_and_sweep": swept - started,
+            "leiden": found - swept,
+            "statistics": finished - found,
+            "total": finished - started,
+        },
+    }
+    return Clustering(
+        clusters=clusters,
+        graph=graph,
+        modularity=modularity(g, final),
+        resolution=resolution,
+        threshold=threshold,
+        stability=agreement,
+        sweep=grid.points,
+        importance_source=attention.source,
+        info=info,
+    )

@@ -10,12 +10,15 @@
 //          topk_indices[H,c,k] (absolute key positions), head_sum[c,kk], head_max[c,kk]).
 //
 // Work per query row, for each head, with the row in cache:
-//   1. max pass: row max, plus the top-k candidates on the raw scores (softmax is monotonic);
+//   1. max pass: the row max m and the maxima of disjoint blocks of keys; the k-th largest
+//      block maximum bounds the row's k-th largest score from below (top-k threshold);
 //   2. one exp pass: e = exp(s - m) stored in place, with Z = sum e, A = sum e (s - m) and
 //      D = sum e |i - j|; entropy = log Z - A / Z and distance = D / Z need no log and no
 //      second exp per element;
-//   3. normalise p = e / Z, accumulating head_sum / head_max for the row.
+//   3. normalise p = e / Z, accumulating head_sum / head_max for the row; the few keys at or
+//      above the threshold go to a sorted top-k array (insertion) on their final p.
 // A row with no attended key becomes all zeros with zero statistics (as the reference).
+// Scores of +inf or NaN are outside the contract (the reference gives NaN there).
 //
 // Registered as a torch operator: torch.ops.<TORCH_EXTENSION_NAME>.softmax_stats.
 // Built by extraction/kernels.py with -O3 (+ -mavx2 -mfma when the CPU has AVX2), never with
@@ -72,11 +75,13 @@ constexpr float kP4 = 1.6666665459e-1f;
 constexpr float kP5 = 5.0000001201e-1f;
 
 // Scalar expf (the fallback, same algorithm as the vector one). 0 below kExpLo and for NaN.
+// Branch-free, with round-to-nearest by the 1.5 * 2^23 trick (no libm call), so gcc can
+// vectorise the fallback's loops with SSE2.
+constexpr float kRoundMagic = 12582912.0f;  // 1.5 * 2^23
 inline float exp_scalar(float x) {
-  if (!(x >= kExpLo)) return 0.0f;
-  x = std::min(x, kExpHi);
-  const float n = std::nearbyint(x * kLog2e);
-  float r = x - n * kC1;
+  const float xc = std::min(std::max(x, kExpLo), kExpHi);
+  const float n = (xc * kLog2e + kRoundMagic) - kRoundMagic;
+  float r = xc - n * kC1;
   r = r - n * kC2;
   float y = kP0;
   y = y * r + kP1;
@@ -88,7 +93,14 @@ inline float exp_scalar(float x) {
   const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
   float scale;
   std::memcpy(&scale, &bits, sizeof(scale));
-  return y * scale;
+  // select by mask, not by branch or ?: (gcc does not if-convert a float multiply)
+  const float v = y * scale;
+  uint32_t vb;
+  std::memcpy(&vb, &v, sizeof(vb));
+  vb &= 0u - static_cast<uint32_t>(x >= kExpLo);
+  float out;
+  std::memcpy(&out, &vb, sizeof(out));
+  return out;
 }
 
 #ifdef ATTNLENS_AVX2
@@ -135,14 +147,12 @@ struct FlushDenormalGuard {
 #endif
 };
 
-// The k largest raw scores of a row, kept sorted (descending) by insertion.
+// The k largest probabilities of a row, kept sorted (descending) by insertion.
 struct TopK {
   int64_t k = 0;
   int64_t n = 0;
   float* val = nullptr;
   int64_t* idx = nullptr;
-
-  float threshold() const { return n < k ? kNegInf : val[k - 1]; }
 
   void push(float v, int64_t j) {
     int64_t pos;
@@ -153,7 +163,7 @@ struct TopK {
     } else {
       return;
     }
-    while (pos > 0 && val[pos - 1] < v) {  // strict: equal scores keep the lower index first
+    while (pos > 0 && val[pos - 1] < v) {  // strict: equal values keep the lower index first
       val[pos] = val[pos - 1];
       idx[pos] = idx[pos - 1];
       --pos;
@@ -163,48 +173,78 @@ struct TopK {
   }
 };
 
-// Pass 1: row maximum, and the top-k candidates when k > 0.
-inline float max_pass(const float* s, int64_t kk, TopK& tk) {
+// Top-k blocks. A row is cut into disjoint blocks of keys and their maxima are kept; if T is
+// the k-th largest block maximum, k blocks hold a key >= T, so every top-k key is >= T and
+// only the keys at or above it (typically k + 1 or 2) reach the insertion sort, with no
+// per-key branch. AVX2: the 32 lanes of 4 max accumulators, per chunk of the row (more chunks
+// for a larger k); scalar build: consecutive runs of keys. Plus one block for a short tail.
+struct BlockPlan {
+  int64_t chunk;     // AVX2: keys per chunk (a multiple of 32); scalar: keys per block
+  int64_t capacity;  // most blocks a row can have
+};
+
+inline BlockPlan plan_blocks(int64_t kk, int64_t k) {
+  const int64_t want = std::max<int64_t>(32, 2 * k);  // about 2k blocks: few candidates
+#ifdef ATTNLENS_AVX2
+  const int64_t chunks = std::max<int64_t>(1, std::min((want + 31) / 32, kk / 32));
+  const int64_t chunk = std::max<int64_t>(32, ((kk + chunks - 1) / chunks + 31) / 32 * 32);
+  return {chunk, 32 * ((kk + chunk - 1) / chunk) + 1};
+#else
+  const int64_t chunk = std::max<int64_t>(1, (kk + want - 1) / want);
+  return {chunk, (kk + chunk - 1) / chunk + 1};
+#endif
+}
+
+// Pass 1: the row maximum, and the block maxima into blk (count in nblk).
+inline float max_pass(const float* s, int64_t kk, const BlockPlan& plan, float* blk, int64_t& nblk) {
   int64_t j = 0;
+  nblk = 0;
   float m = kNegInf;
 #ifdef ATTNLENS_AVX2
-  __m256 m0 = _mm256_set1_ps(kNegInf);
-  __m256 m1 = m0;
-  if (tk.k > 0) {
-    __m256 th = _mm256_set1_ps(tk.threshold());
-    for (; j + 16 <= kk; j += 16) {
-      const __m256 v0 = _mm256_loadu_ps(s + j);
-      const __m256 v1 = _mm256_loadu_ps(s + j + 8);
-      m0 = _mm256_max_ps(m0, v0);
-      m1 = _mm256_max_ps(m1, v1);
-      unsigned mask = static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(v0, th, _CMP_GT_OQ))) |
-                      (static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(v1, th, _CMP_GT_OQ))) << 8);
-      if (mask) {
-        do {
-          const int b = __builtin_ctz(mask);
-          tk.push(s[j + b], j + b);
-          mask &= mask - 1;
-        } while (mask);
-        th = _mm256_set1_ps(tk.threshold());
-      }
-    }
-  } else {
-    for (; j + 16 <= kk; j += 16) {
+  __m256 vmax = _mm256_set1_ps(kNegInf);
+  while (j + 32 <= kk) {
+    const int64_t stop = std::min(kk, j + plan.chunk);
+    __m256 m0 = _mm256_set1_ps(kNegInf);
+    __m256 m1 = m0, m2 = m0, m3 = m0;
+    for (; j + 32 <= stop; j += 32) {
       m0 = _mm256_max_ps(m0, _mm256_loadu_ps(s + j));
       m1 = _mm256_max_ps(m1, _mm256_loadu_ps(s + j + 8));
+      m2 = _mm256_max_ps(m2, _mm256_loadu_ps(s + j + 16));
+      m3 = _mm256_max_ps(m3, _mm256_loadu_ps(s + j + 24));
     }
+    _mm256_storeu_ps(blk + nblk, m0);
+    _mm256_storeu_ps(blk + nblk + 8, m1);
+    _mm256_storeu_ps(blk + nblk + 16, m2);
+    _mm256_storeu_ps(blk + nblk + 24, m3);
+    nblk += 32;
+    vmax = _mm256_max_ps(vmax, _mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3)));
   }
-  m0 = _mm256_max_ps(m0, m1);
   alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, m0);
+  _mm256_store_ps(lanes, vmax);
   for (int l = 0; l < 8; ++l) m = std::max(m, lanes[l]);
-#endif
-  for (; j < kk; ++j) {
-    const float v = s[j];
-    m = std::max(m, v);
-    if (tk.k > 0 && v > tk.threshold()) tk.push(v, j);
+  if (j < kk) {
+    float t = kNegInf;
+    for (; j < kk; ++j) t = std::max(t, s[j]);
+    blk[nblk++] = t;
+    m = std::max(m, t);
   }
+#else
+  for (; j < kk; j += plan.chunk) {
+    const int64_t stop = std::min(kk, j + plan.chunk);
+    float t = kNegInf;
+    for (int64_t q = j; q < stop; ++q) t = std::max(t, s[q]);
+    blk[nblk++] = t;
+    m = std::max(m, t);
+  }
+#endif
   return m;
+}
+
+// The k-th largest block maximum (-inf when fewer than k blocks).
+inline float kth_block_max(float* blk, int64_t nblk, int64_t k) {
+  if (k <= 0 || k > nblk) return kNegInf;
+  std::nth_element(blk, blk + (k - 1), blk + nblk, [](float x, float y) { return x > y; });
+  return blk[k - 1];
 }
 
 struct Sums {
@@ -244,68 +284,141 @@ inline Sums exp_pass(float* s, int64_t kk, float m, float base) {
   }
   if (j < kk) {  // masked tail: the same vector exp, so every key gets the same numerics
     const __m256i mask = tail_mask(kk - j);
-    const __m256 maskf = _mm256_castsi256_ps(mask);
     __m256 x = _mm256_max_ps(_mm256_sub_ps(_mm256_maskload_ps(s + j, mask), vm), lo);
-    x = _mm256_blendv_ps(lo, x, maskf);  // lanes past the row: x = lo, e = 0
+    x = _mm256_blendv_ps(lo, x, _mm256_castsi256_ps(mask));  // lanes past the row: e = 0
     const __m256 e = exp_avx2(x);
     _mm256_maskstore_ps(s + j, mask, e);
     out.z += hsum_to_double(e);
     out.a += hsum_to_double(_mm256_mul_ps(e, x));
     out.d += hsum_to_double(_mm256_mul_ps(e, _mm256_and_ps(_mm256_sub_ps(vbase, jf), absmask)));
-    j = kk;
   }
 #else
+  // 8 independent partial sums (float reductions are not reassociated without -ffast-math,
+  // so this is what lets gcc vectorise the loop), flushed to double every 128 keys.
+  constexpr int kW = 8;
   while (j < kk) {
-    float z = 0.f, a = 0.f, d = 0.f;
+    float z[kW] = {}, a[kW] = {}, d[kW] = {};
     const int64_t stop = std::min(kk, j + 128);
+    for (; j + kW <= stop; j += kW) {
+      for (int l = 0; l < kW; ++l) {
+        const float x = std::max(s[j + l] - m, kClampLo);  // -inf - m gives kClampLo
+        const float e = exp_scalar(x);
+        s[j + l] = e;
+        z[l] += e;
+        a[l] += e * x;
+        d[l] += e * std::fabs(base - static_cast<float>(j + l));
+      }
+    }
     for (; j < stop; ++j) {
-      const float x = std::max(s[j] - m, kClampLo);  // -inf - m -> kClampLo (std::max keeps lo)
+      const float x = std::max(s[j] - m, kClampLo);
       const float e = exp_scalar(x);
       s[j] = e;
-      z += e;
-      a += e * x;
-      d += e * std::fabs(base - static_cast<float>(j));
+      z[0] += e;
+      a[0] += e * x;
+      d[0] += e * std::fabs(base - static_cast<float>(j));
     }
-    out.z += z;
-    out.a += a;
-    out.d += d;
+    for (int l = 0; l < kW; ++l) {
+      out.z += z[l];
+      out.a += a[l];
+      out.d += d[l];
+    }
   }
 #endif
   return out;
 }
 
-// Pass 3: p = e * (1/Z) in place; head_sum / head_max of the row (first head initialises).
-inline void normalise_pass(float* s, int64_t kk, float inv, bool first, float* hs, float* hm) {
+// The probability the kernel gives a key of raw score v: the very operations of passes 2 and
+// 3 (bit-identical), so the threshold compares exactly with the stored probabilities.
+inline float prob_of(float v, float m, float inv) {
+#ifdef ATTNLENS_AVX2
+  const __m256 x = _mm256_max_ps(_mm256_sub_ps(_mm256_set1_ps(v), _mm256_set1_ps(m)), _mm256_set1_ps(kClampLo));
+  return _mm256_cvtss_f32(_mm256_mul_ps(exp_avx2(x), _mm256_set1_ps(inv)));
+#else
+  return exp_scalar(std::max(v - m, kClampLo)) * inv;
+#endif
+}
+
+// Pass 3: p = e * (1/Z) in place; head_sum / head_max of the row (the first head initialises
+// them); keys with p >= pth go to the top-k (pth >= FLT_MIN, so p = 0 never does: with FTZ a
+// probability is 0 or normal). The hot loop only notes, branch-free, the lane masks of the
+// pairs of vectors that hold a candidate (typically about k); those keys are pushed after it.
+#ifdef ATTNLENS_AVX2
+template <bool kFirst>
+inline __m256 normalise8(float* s, float* hs, float* hm, int64_t j, __m256 vinv) {
+  const __m256 p = _mm256_mul_ps(_mm256_loadu_ps(s + j), vinv);
+  _mm256_storeu_ps(s + j, p);
+  if (kFirst) {
+    _mm256_storeu_ps(hs + j, p);
+    _mm256_storeu_ps(hm + j, p);
+  } else {
+    _mm256_storeu_ps(hs + j, _mm256_add_ps(_mm256_loadu_ps(hs + j), p));
+    _mm256_storeu_ps(hm + j, _mm256_max_ps(_mm256_loadu_ps(hm + j), p));
+  }
+  return p;
+}
+#endif
+
+template <bool kFirst, bool kTopK>
+inline void normalise_pass(float* s, int64_t kk, float inv, float* hs, float* hm, float pth, TopK& tk,
+                           uint64_t* hits) {
   int64_t j = 0;
 #ifdef ATTNLENS_AVX2
+  int64_t nhits = 0;
   const __m256 vinv = _mm256_set1_ps(inv);
-  if (first) {
-    for (; j + 8 <= kk; j += 8) {
-      const __m256 p = _mm256_mul_ps(_mm256_loadu_ps(s + j), vinv);
-      _mm256_storeu_ps(s + j, p);
-      _mm256_storeu_ps(hs + j, p);
-      _mm256_storeu_ps(hm + j, p);
-    }
-  } else {
-    for (; j + 8 <= kk; j += 8) {
-      const __m256 p = _mm256_mul_ps(_mm256_loadu_ps(s + j), vinv);
-      _mm256_storeu_ps(s + j, p);
-      _mm256_storeu_ps(hs + j, _mm256_add_ps(_mm256_loadu_ps(hs + j), p));
-      _mm256_storeu_ps(hm + j, _mm256_max_ps(_mm256_loadu_ps(hm + j), p));
+  const __m256 vth = _mm256_set1_ps(pth);
+  for (; j + 16 <= kk; j += 16) {
+    const __m256 p0 = normalise8<kFirst>(s, hs, hm, j, vinv);
+    const __m256 p1 = normalise8<kFirst>(s, hs, hm, j + 8, vinv);
+    if (kTopK) {
+      const uint64_t mask = static_cast<uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(p0, vth, _CMP_GE_OQ))) |
+                            (static_cast<uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(p1, vth, _CMP_GE_OQ))) << 8);
+      hits[nhits] = (static_cast<uint64_t>(j) << 16) | mask;
+      nhits += mask != 0;
     }
   }
+  for (; j + 8 <= kk; j += 8) {
+    const __m256 p = normalise8<kFirst>(s, hs, hm, j, vinv);
+    if (kTopK) {
+      const uint64_t mask = static_cast<uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(p, vth, _CMP_GE_OQ)));
+      hits[nhits] = (static_cast<uint64_t>(j) << 16) | mask;
+      nhits += mask != 0;
+    }
+  }
+  if (kTopK) {
+    for (int64_t q = 0; q < nhits; ++q) {
+      const int64_t base = static_cast<int64_t>(hits[q] >> 16);
+      unsigned mask = static_cast<unsigned>(hits[q] & 0xffffu);
+      while (mask) {
+        const int b = __builtin_ctz(mask);
+        tk.push(s[base + b], base + b);
+        mask &= mask - 1;
+      }
+    }
+  }
+#else
+  (void)hits;
 #endif
   for (; j < kk; ++j) {
     const float p = s[j] * inv;
     s[j] = p;
-    if (first) {
+    if (kFirst) {
       hs[j] = p;
       hm[j] = p;
     } else {
       hs[j] += p;
       hm[j] = std::max(hm[j], p);
     }
+    if (kTopK && p >= pth) tk.push(p, j);
   }
+}
+
+template <bool kFirst>
+inline void normalise_pass(float* s, int64_t kk, float inv, float* hs, float* hm, float pth, TopK& tk,
+                           uint64_t* hits) {
+  if (tk.k > 0)
+    normalise_pass<kFirst, true>(s, kk, inv, hs, hm, pth, tk, hits);
+  else
+    normalise_pass<kFirst, false>(s, kk, inv, hs, hm, pth, tk, hits);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>
@@ -351,10 +464,14 @@ softmax_stats(const at::Tensor& scores, const at::Tensor& row_positions, int64_t
   // About 32k scores per task at least, so tiny blocks do not pay for waking the pool.
   const int64_t grain = std::max<int64_t>(1, (32768 + heads * kk - 1) / (heads * kk));
 
+  const BlockPlan plan = plan_blocks(kk, k_eff);
+
   at::parallel_for(0, c, grain, [&](int64_t begin, int64_t end) {
     FlushDenormalGuard ftz;
     std::vector<float> cand_val(static_cast<size_t>(std::max<int64_t>(k_eff, 1)));
     std::vector<int64_t> cand_idx(static_cast<size_t>(std::max<int64_t>(k_eff, 1)));
+    std::vector<float> blk(static_cast<size_t>(plan.capacity + 8));
+    std::vector<uint64_t> hits(static_cast<size_t>(kk / 8 + 1));
     for (int64_t i = begin; i < end; ++i) {
       const int64_t rel = pos[i] - key_offset;  // the row's position relative to key 0
       const int64_t prev_local = rel - 1;
@@ -367,7 +484,8 @@ softmax_stats(const at::Tensor& scores, const at::Tensor& row_positions, int64_t
         tk.k = k_eff;
         tk.val = cand_val.data();
         tk.idx = cand_idx.data();
-        const float m = max_pass(s, kk, tk);
+        int64_t nblk = 0;
+        const float m = max_pass(s, kk, plan, blk.data(), nblk);
         if (!std::isfinite(m)) {  // no attended key (all -inf): zeros everywhere
           std::memset(s, 0, sizeof(float) * kk);
           if (h == 0) {
@@ -376,11 +494,19 @@ softmax_stats(const at::Tensor& scores, const at::Tensor& row_positions, int64_t
           }
           ent_p[o] = 0.f;
           dist_p[o] = 0.f;
-          tk.n = 0;
         } else {
+          const float t = kth_block_max(blk.data(), nblk, k_eff);
           const Sums sums = exp_pass(s, kk, m, static_cast<float>(rel));
           // sums.z >= 1: the max itself contributes exp(0) = 1.
-          normalise_pass(s, kk, static_cast<float>(1.0 / sums.z), h == 0, hs, hm);
+          const float inv = static_cast<float>(1.0 / sums.z);
+          // Lowered by 1e-6 (relative): the vector exp (max error 1e-7) may be non-monotonic
+          // by an ulp, and a key scoring >= t must never fall below the threshold. 0 when
+          // t = -inf (or its p underflows): then every p > 0 is a candidate.
+          const float pth = std::max(prob_of(t, m, inv) * (1.0f - 1e-6f), std::numeric_limits<float>::min());
+          if (h == 0)
+            normalise_pass<true>(s, kk, inv, hs, hm, pth, tk, hits.data());
+          else
+            normalise_pass<false>(s, kk, inv, hs, hm, pth, tk, hits.data());
           const double ent = std::log(sums.z) - sums.a / sums.z;
           ent_p[o] = static_cast<float>(std::max(ent, 0.0));
           dist_p[o] = static_cast<float>(sums.d / sums.z);
@@ -388,24 +514,14 @@ softmax_stats(const at::Tensor& scores, const at::Tensor& row_positions, int64_t
         sink_p[o] = key_offset == 0 ? s[0] : 0.f;
         prev_p[o] = (prev_local >= 0 && prev_local < kk) ? s[prev_local] : 0.f;
 
-        // top-k: candidates (raw-score order) -> probabilities, kept descending.
         float* const tv = tv_p + o * k;
         int64_t* const ti = ti_p + o * k;
         int64_t t = 0;
         for (; t < tk.n; ++t) {
-          const float v = s[tk.idx[t]];
-          const int64_t ix = tk.idx[t];
-          int64_t q = t;
-          while (q > 0 && tv[q - 1] < v) {  // guards against 1-ulp non-monotonic rounding
-            tv[q] = tv[q - 1];
-            ti[q] = ti[q - 1];
-            --q;
-          }
-          tv[q] = v;
-          ti[q] = ix;
+          tv[t] = tk.val[t];
+          ti[t] = tk.idx[t] + key_offset;
         }
-        for (int64_t q = 0; q < t; ++q) ti[q] += key_offset;
-        // Fewer attended keys than k: zero weights on the lowest-index keys not yet chosen.
+        // Fewer keys with p > 0 than k: zero weights on the lowest-index keys not yet chosen.
         for (int64_t j = 0; t < k_eff && j < kk; ++j) {
           bool chosen = false;
           for (int64_t q = 0; q < tk.n; ++q) chosen = chosen || (tk.idx[q] == j);

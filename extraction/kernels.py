@@ -3,7 +3,9 @@
 `softmax_stats` turns masked, scaled scores into probabilities in place and returns, from the
 same pass, what the capture keeps. Two backends with one contract: "fused" (a compiled C++
 kernel, one pass over each row in cache; built on first use) and "torch" (plain PyTorch, the
-reference and the fallback). Tests compare them on every input shape the capture produces.
+reference and the fallback). backend="auto" (the default) is "fused" when it builds here and
+"torch" otherwise (one warning says why). Tests compare them on every input shape the capture
+produces.
 """
 
 from __future__ import annotations

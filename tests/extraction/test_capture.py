@@ -1,5 +1,7 @@
 """Exactness of every captured quantity against Hugging Face eager output_attentions=True."""
 
+import copy
+
 import pytest
 import torch
 import transformers
@@ -31,7 +33,7 @@ def rollout(attn: torch.Tensor) -> torch.Tensor:
     return result
 
 
-def assert_matches_eager(arrays: dict, attn: torch.Tensor, k: int, keep_layers=()) -> None:
+def assert_matches_eager(arrays: dict, attn: torch.Tensor, k: int, keep_layers=(), tol: float = TOL) -> None:
     n = attn.shape[-1]
     pos = torch.arange(n)
     gaps = (pos[:, None] - pos[None, :]).abs().float()
@@ -59,15 +61,15 @@ def assert_matches_eager(arrays: dict, attn: torch.Tensor, k: int, keep_layers=(
             got = got[..., : want.shape[-1]]
         assert got.shape == want.shape, name
         err = (got - want).abs().max().item()
-        assert err <= TOL, f"{name}: max abs error {err:.2e}"
+        assert err <= tol, f"{name}: max abs error {err:.2e}"
     # distances are in tokens (up to n): compare relatively, as FACTS.md advises
     distance = (attn * gaps).sum(-1).mean(-1)
     rel = ((arrays["head_distance"] - distance).abs() / distance.clamp_min(1)).max().item()
-    assert rel <= TOL, f"head_distance: max relative error {rel:.2e}"
+    assert rel <= tol, f"head_distance: max relative error {rel:.2e}"
     # indices: the captured index must point at a key holding the captured value
     idx = arrays["topk_indices"].long()[..., : min(k, n)]
     picked = attn.gather(-1, idx)
-    assert (picked - arrays["topk_values"][..., : min(k, n)]).abs().max() <= TOL
+    assert (picked - arrays["topk_values"][..., : min(k, n)]).abs().max() <= tol
 
 
 # ---------------------------------------------------------------- the bundled models
@@ -96,7 +98,12 @@ def test_gemma_sliding_window_shorter_than_input(gemma):
     attn = eager_attention(gemma.model, gen.token_ids)
     sliding = arch.sliding_layers[0]
     assert attn[sliding, :, n - 1, : n - arch.sliding_window].abs().max() == 0  # the window really applies
-    assert_matches_eager(record.arrays, attn, 8)
+    # Over 600 tokens with head_dim 256, float32 rounding alone moves eager ~4e-6 from the float64
+    # truth, compounding through the layers' hidden states. The referee is float64: the capture must
+    # be within 1e-5 of it, and within two float32 roundings (2e-5) of eager.
+    truth = eager_attention(copy.deepcopy(gemma.model).double(), gen.token_ids)
+    assert_matches_eager(record.arrays, truth.float(), 8)
+    assert_matches_eager(record.arrays, attn, 8, tol=2 * TOL)
 
 
 @pytest.mark.slow

@@ -42,8 +42,8 @@ def _available_bytes() -> int:
     return 0
 
 
-def worker(method: str, n: int, repeats: int) -> dict:
-    """Runs in a child process: time `method` at n tokens, report median seconds and peak RSS."""
+def worker(method: str, n: int) -> dict:
+    """Runs in a child process: one timed run of `method` at n tokens (after a warm-up where cheap)."""
     import torch
 
     from extraction import CaptureConfig, capture_ids, load_model
@@ -65,14 +65,12 @@ def worker(method: str, n: int, repeats: int) -> dict:
         with torch.inference_mode():
             lm.model(ids, logits_to_keep=1, use_cache=False, output_attentions=method == "eager")
 
-    times = []
-    for i in range(repeats + (1 if n <= 2048 else 0)):  # a warm-up run where it is cheap
-        start = time.perf_counter()
-        run_once()
-        elapsed = time.perf_counter() - start
-        if n > 2048 or i > 0:
-            times.append(elapsed)
-    return {"seconds": statistics.median(times), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if n <= 2048:
+        run_once()  # warm-up: first-call allocations and the kernel's load
+    start = time.perf_counter()
+    run_once()
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def max_abs_error(n: int = 512) -> float:
@@ -97,31 +95,39 @@ def max_abs_error(n: int = 512) -> float:
     return float(max(errors))
 
 
-def measure(method: str, n: int, repeats: int, timeout: float) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.extraction", "--worker", method, str(n), str(repeats)]
-    row = {"method": method, "tokens": n, "seconds": None, "peak_rss_mb": None, "error": None}
+def measure(method: str, n: int, timeout: float) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks.extraction", "--worker", method, str(n)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     except subprocess.TimeoutExpired:
-        row["error"] = f"stopped: over the {timeout:.0f} s budget"
-        return row
+        return {"error": f"stopped: over the {timeout:.0f} s budget"}
     if proc.returncode != 0:
-        killed = proc.returncode in (-9, 137)
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        row["error"] = "killed: out of memory" if killed else f"failed: {tail}"
-        return row
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    row.update({k: result.get(k) for k in ("seconds", "peak_rss_mb", "error")})
-    return row
+        return {"error": "killed: out of memory" if proc.returncode in (-9, 137) else f"failed: {tail}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def run(tokens=DEFAULT_TOKENS, repeats: int = 3, timeout: float = 900, progress=None) -> dict:
+    """Rounds interleave the methods, so a load spike on this shared host hits all three alike."""
     rows = []
     for n in tokens:
-        for method in METHODS:
-            if progress:
-                progress(f"{method} at {n} tokens")
-            rows.append(measure(method, n, repeats, timeout))
+        runs: dict[str, list[dict]] = {m: [] for m in METHODS}
+        for round_ in range(repeats):
+            for method in METHODS:
+                if runs[method] and runs[method][-1].get("error"):
+                    continue  # an error (out of memory, refused) does not get better on a second try
+                if progress:
+                    progress(f"{method} at {n} tokens, round {round_ + 1}/{repeats}")
+                runs[method].append(measure(method, n, timeout))
+        for method, results in runs.items():
+            errors = [r["error"] for r in results if r.get("error")]
+            rows.append(
+                {
+                    "method": method, "tokens": n, "error": errors[0] if errors else None,
+                    "seconds": None if errors else statistics.median(r["seconds"] for r in results),
+                    "peak_rss_mb": None if errors else statistics.median(r["peak_rss_mb"] for r in results),
+                }
+            )
     return {"model": MODEL, "repeats": repeats, "rows": rows, "max_abs_error": max_abs_error()}
 
 
@@ -145,14 +151,13 @@ def table(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="attnlens bench extraction", description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, nargs="+", default=list(DEFAULT_TOKENS))
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="rounds; each method runs once per round, in its own process")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per (method, size) before it is stopped")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        method, n, repeats = args.worker
-        print(json.dumps(worker(method, int(n), int(repeats))))
+        print(json.dumps(worker(args.worker[0], int(args.worker[1]))))
         return 0
     result = run(args.tokens, args.repeats, args.timeout, progress=lambda s: print(f"... {s}", file=sys.stderr, flush=True))
     print(json.dumps(result) if args.json else table(result))

@@ -22,7 +22,7 @@ from typing import Literal
 
 CACHE_ENV = "ATTNLENS_CACHE"
 READY_MARKER = "attnlens-model.json"
-CONVERSION_VERSION = 2  # bump when the conversion changes: cached folders are then rebuilt
+CONVERSION_VERSION = 3  # bump when the conversion changes: cached folders are then rebuilt
 
 
 class ModelError(RuntimeError):
@@ -219,7 +219,7 @@ def _convert_gguf(gguf_path: Path, out_dir: Path) -> None:
     """Dequantise a GGUF file into a float32 safetensors folder that loads with from_pretrained."""
     import gguf
     import torch
-    from safetensors.torch import save_model
+    from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
@@ -237,7 +237,13 @@ def _convert_gguf(gguf_path: Path, out_dir: Path) -> None:
     model.config.save_pretrained(out_dir)
     model.generation_config.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
-    save_model(model, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+    # Tied embeddings: keep embed_tokens, drop lm_head (the Hugging Face convention). safetensors'
+    # save_model keeps an arbitrary name of a shared tensor; it kept lm_head, which transformers
+    # re-ties on load but vLLM does not: its embeddings stayed uninitialised (NaN logits, "!!!!").
+    state = model.state_dict()
+    if getattr(model.config, "tie_word_embeddings", False):
+        state.pop("lm_head.weight", None)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
 
 
 def status() -> list[dict]:

@@ -1,0 +1,710 @@
+"""Faithfulness of token-level explanations on the subject model itself (decoder LLMs).
+
+Target. f(x) = exp(mean_t log p(a_t | x, a_<t)): the geometric-mean probability of the model's
+own answer tokens a_1..a_A, teacher-forced. The product of the token probabilities (the
+probability of the whole answer) vanishes for long answers (32 tokens at 0.8 each is 8e-4), so
+differences of it say more about answer length than about the explanation; the geometric mean
+stays on ERASER's probability scale ([0, 1], differences in [-1, 1]) whatever the length. The
+summed log-probability, sum_t log p(a_t | ...), is reported beside it.
+
+Ablations only ever remove USER prompt tokens (Token.segment == "user"): the chat template and
+the answer are always kept, since removing the template puts the model out of distribution.
+  - "deletion": the removed positions are dropped from the input ids (ferret's remove_tokens);
+    the rest keeps contiguous positions 0..m-1.
+  - "knockout": nothing is removed from the input, but the answer's query positions
+    (answer_start-1 .. n-1) may not attend to the removed positions in any layer or head: a
+    4-D attention mask, which tests the attention claim itself. Positions before
+    answer_start-1 still read the removed tokens (information can flow through them); only the
+    answer's own rows are cut.
+
+Every ablation of one case goes through `score_inputs`, which runs them as one left-padded batch
+(chunked by `max_batch`) with explicit position ids and a 4-D boolean mask per row. With
+`reuse_prefix` the keys/values of the positions every row of a chunk shares (the template before
+the first removed token; for the knockout everything before answer_start-1) are computed once and
+reused through the model's KV cache, which is exact: a causal model's states at a position depend
+only on the tokens before it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+
+from extraction.loading import LoadedModel
+from extraction.record import Generation
+
+Ablation = Literal["deletion", "knockout"]
+ABLATIONS: tuple[str, ...] = ("deletion", "knockout")
+
+ERASER_BINS: tuple[int, ...] = (1, 5, 10, 20, 50)  # percent of the user tokens
+FERRET_BINS: tuple[int, ...] = (10, 20, 30, 40, 50, 60, 70, 80, 90, 100)
+CURVE_POINTS: tuple[int, ...] = (0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100)
+DEFAULT_DRAWS = 10
+DEFAULT_MAX_BATCH = 16
+
+
+class FaithfulnessError(ValueError):
+    """The generation cannot be scored (no answer, no user tokens, a non-user token to remove)."""
+
+
+# --------------------------------------------------------------------------- tokens and sets
+
+
+def user_indices(generation: Generation) -> list[int]:
+    """Indices of the user's prompt tokens: the only tokens any ablation removes."""
+    return [t.index for t in generation.tokens if t.segment == "user"]
+
+
+def _check_generation(generation: Generation) -> None:
+    if generation.answer_start >= len(generation.tokens):
+        raise FaithfulnessError("the generation has no answer tokens to score")
+    if generation.answer_start < 1:
+        raise FaithfulnessError("the answer starts at token 0: there is no input to explain it")
+    if not user_indices(generation):
+        raise FaithfulnessError("the generation has no user tokens (Token.segment == 'user') to ablate")
+
+
+def _as_removed(generation: Generation, variant: Iterable[int], user: frozenset[int]) -> frozenset[int]:
+    removed = frozenset(int(i) for i in variant)
+    bad = sorted(removed - user)
+    if bad:
+        raise FaithfulnessError(
+            f"only user tokens may be removed; {bad[:8]} are template or answer tokens (or out of range)"
+        )
+    return removed
+
+
+def kept_positions(generation: Generation, removed: Iterable[int]) -> list[int]:
+    """Token indices of the deletion input for one variant: everything but `removed` (user tokens)."""
+    removed = _as_removed(generation, removed, frozenset(user_indices(generation)))
+    return [t.index for t in generation.tokens if t.index not in removed]
+
+
+def as_user_vector(generation: Generation, importance) -> np.ndarray:
+    """An importance vector over the user tokens (in token order), from one over them or over all tokens."""
+    values = np.asarray(importance.detach().cpu() if isinstance(importance, torch.Tensor) else importance, dtype=float)
+    user = user_indices(generation)
+    if values.ndim != 1:
+        raise ValueError(f"importance must be a 1-D vector, got shape {values.shape}")
+    if len(values) == len(user):
+        return values
+    if len(values) == len(generation.tokens):
+        return values[user]
+    raise ValueError(
+        f"importance has {len(values)} entries; expected one per user token ({len(user)}) or per token "
+        f"({len(generation.tokens)})"
+    )
+
+
+def ranking(importance: np.ndarray, user: Sequence[int]) -> list[int]:
+    """User token indices, most important first; ties keep token order (a stable sort)."""
+    order = np.argsort(-np.asarray(importance, dtype=float), kind="stable")
+    return [user[i] for i in order]
+
+
+def eraser_sizes(n_user: int) -> list[int]:
+    """k per ERASER bin {1, 5, 10, 20, 50}%: max(1, ceil(p U)). Repeats are kept (ERASER averages every bin)."""
+    return [max(1, -(-p * n_user // 100)) for p in ERASER_BINS]
+
+
+def ferret_sizes(n_user: int) -> list[int]:
+    """k per ferret bin 10..100%: floor(p U) as ferret's int(); k = 0 and repeated top-k sets are skipped."""
+    sizes: list[int] = []
+    for p in FERRET_BINS:
+        k = p * n_user // 100
+        if k > 0 and (not sizes or sizes[-1] != k):
+            sizes.append(k)
+    return sizes
+
+
+def curve_sizes(n_user: int) -> list[int]:
+    """Tokens removed at each point of the deletion curve (0, 10, ..., 100%): floor(p U)."""
+    return [p * n_user // 100 for p in CURVE_POINTS]
+
+
+# --------------------------------------------------------------------------- the scoring core
+
+
+@dataclass
+class ModelInputs:
+    """One chunk of variants as the model sees it (left-padded after a shared prefix of `prefix` tokens)."""
+
+    input_ids: torch.Tensor  # Long[B S]
+    position_ids: torch.Tensor  # Long[B S]
+    mask: torch.Tensor  # Bool[B 1 S P+S]: True = may attend (causal, padding, knockout)
+    window_mask: torch.Tensor | None  # the same with the sliding window, for sliding layers
+    token_index: torch.Tensor  # Long[B S]: original token index of each input position, -1 for padding
+    prefix: int
+
+
+def build_inputs(
+    generation: Generation,
+    variants: Sequence[Iterable[int]],
+    ablation: Ablation = "deletion",
+    *,
+    prefix: int = 0,
+    sliding_window: int | None = None,
+    pad_id: int | None = None,
+) -> ModelInputs:
+    """Input ids, positions and 4-D masks of a batch of variants (sets of removed user-token indices).
+
+    The last answer token is not fed (nothing it predicts is scored); the last A input positions of
+    every row are the queries answer_start-1 .. n-2 that predict the answer tokens. With `prefix` P
+    the first P tokens (identical in every row) are left out: they come from the KV cache.
+    """
+    if ablation not in ABLATIONS:
+        raise ValueError(f"ablation must be one of {ABLATIONS}, got {ablation!r}")
+    n, a0 = len(generation.tokens), generation.answer_start
+    user = frozenset(user_indices(generation))
+    ids = generation.token_ids
+    rows, removed_sets = [], []
+    for variant in variants:
+        removed = _as_removed(generation, variant, user)
+        if ablation == "deletion" and removed and prefix > min(removed):
+            raise ValueError(f"prefix {prefix} covers removed token {min(removed)}")
+        kept = [i for i in range(n - 1) if ablation == "knockout" or i not in removed]
+        rows.append(kept)
+        removed_sets.append(removed)
+    if prefix > a0 - 1:
+        raise ValueError(f"prefix {prefix} would cover the answer's first query (token {a0 - 1})")
+    B = len(rows)
+    S = max(len(r) for r in rows) - prefix
+    P = prefix
+    pad = ids[0] if pad_id is None else pad_id
+    input_ids = torch.full((B, S), pad, dtype=torch.long)
+    position_ids = torch.full((B, S), P, dtype=torch.long)
+    token_index = torch.full((B, S), -1, dtype=torch.long)
+    for b, kept in enumerate(rows):
+        suffix = kept[P:]
+        off = S - len(suffix)
+        input_ids[b, off:] = torch.tensor([ids[i] for i in suffix])
+        position_ids[b, off:] = torch.arange(P, P + len(suffix))
+        token_index[b, off:] = torch.tensor(suffix)
+    # keys: the prefix (positions 0..P-1, always valid), then this chunk's inputs
+    k_index = torch.cat([torch.arange(P).expand(B, P), token_index], 1)  # [B K]
+    k_pos = torch.cat([torch.arange(P).expand(B, P), position_ids], 1)
+    k_valid = k_index >= 0
+    q_valid = token_index >= 0
+    mask = k_valid[:, None, :] & (k_pos[:, None, :] <= position_ids[:, :, None])
+    if ablation == "knockout":
+        removed_key = torch.zeros(B, P + S, dtype=torch.bool)
+        for b, removed in enumerate(removed_sets):
+            if removed:
+                removed_key[b] = torch.isin(k_index[b], torch.tensor(sorted(removed)))
+        answer_query = token_index >= a0 - 1  # the queries that predict (and are) answer tokens
+        mask &= ~(answer_query[:, :, None] & removed_key[:, None, :])
+    diagonal = torch.zeros(S, P + S, dtype=torch.bool)
+    diagonal[torch.arange(S), P + torch.arange(S)] = True
+    # a padding query attends to itself only, so no row of the softmax is empty (no NaN anywhere)
+    mask = torch.where(q_valid[:, :, None], mask, diagonal)
+    window_mask = None
+    if sliding_window:
+        inside = k_pos[:, None, :] > position_ids[:, :, None] - sliding_window
+        window_mask = torch.where(q_valid[:, :, None], mask & inside, diagonal)[:, None]
+    return ModelInputs(input_ids, position_ids, mask[:, None], window_mask, token_index, P)
+
+
+def _attention_mask_argument(lm: LoadedModel, inputs: ModelInputs):
+    """The 4-D mask(s) in the form the model's attention implementation wants.
+
+    transformers 5 passes a 4-D mask through unchanged (masking_utils._preprocess_mask_arguments),
+    so we build it ourselves: boolean for SDPA (and attnlens' capture), additive float for eager
+    (eager adds the mask to the scores). Models mixing full and sliding-window layers take a dict
+    keyed by layer type; a model whose every layer slides takes the windowed mask.
+    """
+    impl = lm.model.config._attn_implementation
+    if impl and "flash" in impl:
+        raise FaithfulnessError(f"custom 4-D masks are not supported by {impl!r}; load the model with sdpa")
+
+    def fmt(m: torch.Tensor) -> torch.Tensor:
+        if impl == "eager":
+            dtype = lm.model.dtype
+            return torch.zeros(m.shape, dtype=dtype).masked_fill_(~m, torch.finfo(dtype).min)
+        return m
+
+    arch = lm.architecture
+    if not arch.sliding_layers:
+        return fmt(inputs.mask)
+    if inputs.window_mask is None:
+        raise ValueError("a sliding-window model needs the window mask")
+    if len(arch.sliding_layers) == arch.layers:
+        return fmt(inputs.window_mask)
+    text = lm.model.config.get_text_config() if hasattr(lm.model.config, "get_text_config") else lm.model.config
+    types = set(getattr(text, "layer_types", None) or ())
+    if not types <= {"full_attention", "sliding_attention"}:
+        raise FaithfulnessError(f"layer types {sorted(types)} are not supported by the ablation masks")
+    return {"full_attention": fmt(inputs.mask), "sliding_attention": fmt(inputs.window_mask)}
+
+
+def _prefix_cache(lm: LoadedModel, generation: Generation, length: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Keys and values of the first `length` tokens, every layer: Float[1 KV length D] each."""
+    from transformers import DynamicCache
+
+    window = lm.architecture.sliding_window
+    inputs = build_inputs(generation, [()], "deletion", sliding_window=window)
+    cache = DynamicCache()  # plain full layers: the sliding window is in our mask, never in the cache
+    lm.model(
+        input_ids=inputs.input_ids[:, :length],
+        position_ids=inputs.position_ids[:, :length],
+        attention_mask=_attention_mask_argument(lm, _truncate(inputs, length)),
+        past_key_values=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def _truncate(inputs: ModelInputs, length: int) -> ModelInputs:
+    w = None if inputs.window_mask is None else inputs.window_mask[:, :, :length, :length]
+    return ModelInputs(
+        inputs.input_ids[:, :length], inputs.position_ids[:, :length], inputs.mask[:, :, :length, :length], w,
+        inputs.token_index[:, :length], 0,
+    )
+
+
+@dataclass
+class ScoreStats:
+    """What one `score_inputs` call did: for benchmarks and reports."""
+
+    variants: int = 0  # distinct variants scored
+    forwards: int = 0  # model calls (chunks, plus the shared-prefix pass)
+    rows: int = 0  # batch rows run
+    tokens: int = 0  # input positions run, padding included
+    seconds: float = 0.0
+
+
+def score_inputs(
+    lm: LoadedModel,
+    generation: Generation,
+    variants: Sequence[Iterable[int]],
+    *,
+    ablation: Ablation = "deletion",
+    max_batch: int = DEFAULT_MAX_BATCH,
+    reuse_prefix: bool = True,
+    stats: ScoreStats | None = None,
+) -> torch.Tensor:
+    """Float[V A]: log p(a_t | variant, a_<t) of every answer token, for every variant.
+
+    A variant is the set of removed USER token indices (() is the unablated input). Duplicate
+    variants are scored once. `max_batch=1, reuse_prefix=False` is the plain reference: one full
+    forward per variant.
+    """
+    _check_generation(generation)
+    if max_batch < 1:
+        raise ValueError("max_batch must be at least 1")
+    started = time.perf_counter()
+    user = frozenset(user_indices(generation))
+    sets = [_as_removed(generation, v, user) for v in variants]
+    unique = list(dict.fromkeys(sets))
+    n, a0 = len(generation.tokens), generation.answer_start
+    A = n - a0
+    target = torch.tensor(generation.token_ids[a0:])
+    window = lm.architecture.sliding_window
+
+    def shared(removed: frozenset[int]) -> int:  # tokens this variant shares with the full input
+        if ablation == "knockout" or not removed:
+            return a0 - 1
+        return min(removed)
+
+    if reuse_prefix:
+        order = sorted(range(len(unique)), key=lambda i: (-shared(unique[i]), len(unique[i])))
+    else:
+        order = list(range(len(unique)))
+    chunks = [order[i : i + max_batch] for i in range(0, len(order), max_batch)]
+    out = torch.empty(len(unique), A)
+    st = stats if stats is not None else ScoreStats()
+    model = lm.model
+    with torch.inference_mode():
+        prefix_kv = None
+        if reuse_prefix:
+            longest = max(min(shared(unique[i]) for i in chunk) for chunk in chunks)
+            if longest > 0:
+                prefix_kv = _prefix_cache(lm, generation, longest)
+                st.forwards += 1
+                st.rows += 1
+                st.tokens += longest
+        for chunk in chunks:
+            P = min(shared(unique[i]) for i in chunk) if prefix_kv is not None else 0
+            inputs = build_inputs(generation, [unique[i] for i in chunk], ablation, prefix=P, sliding_window=window)
+            B = len(chunk)
+            kwargs = {}
+            if P:
+                from transformers import DynamicCache
+
+                kwargs["past_key_values"] = DynamicCache(
+                    ddp_cache_data=[
+                        (k[:, :, :P].expand(B, -1, -1, -1), v[:, :, :P].expand(B, -1, -1, -1)) for k, v in prefix_kv
+                    ]
+                )
+                kwargs["use_cache"] = True
+            else:
+                kwargs["use_cache"] = False
+            logits = model(
+                input_ids=inputs.input_ids,
+                position_ids=inputs.position_ids,
+                attention_mask=_attention_mask_argument(lm, inputs),
+                logits_to_keep=A,
+                **kwargs,
+            ).logits.float()
+            picked = logits.gather(-1, target.expand(B, A)[..., None])[..., 0]
+            out[chunk] = picked - torch.logsumexp(logits, -1)
+            st.forwards += 1
+            st.rows += B
+            st.tokens += inputs.input_ids.numel()
+    st.variants += len(unique)
+    st.seconds += time.perf_counter() - started
+    index = {s: i for i, s in enumerate(unique)}
+    return out[[index[s] for s in sets]]
+
+
+def answer_probability(logprobs: torch.Tensor) -> torch.Tensor:
+    """f = exp(mean_t log p(a_t | ...)) per row of Float[V A] (the geometric-mean token probability)."""
+    return logprobs.mean(-1).exp()
+
+
+def answer_logprob(logprobs: torch.Tensor) -> torch.Tensor:
+    """sum_t log p(a_t | ...) per row of Float[V A]."""
+    return logprobs.sum(-1)
+
+
+# --------------------------------------------------------------------------- pure metric arithmetic
+
+
+def aopc(f_full: float, f_ablated: Sequence[float]) -> float:
+    """Area over the perturbation curve: mean over bins of f(x) - f(x ablated at that bin)."""
+    if not len(f_ablated):
+        return math.nan
+    return float(np.mean([f_full - v for v in f_ablated]))
+
+
+def curve_auc(scores: Sequence[float], fractions: Sequence[float] | None = None) -> float:
+    """Trapezoid area of scores / scores[0] over the removed fraction in [0, 1] (the deletion curve)."""
+    scores = np.asarray(scores, dtype=float)
+    x = np.asarray(fractions if fractions is not None else np.linspace(0, 1, len(scores)), dtype=float)
+    if scores[0] <= 0:
+        return math.nan
+    y = scores / scores[0]
+    return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2))
+
+
+def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
+    """scipy's Kendall tau-b; nan when either vector is constant."""
+    from scipy.stats import kendalltau
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tau = kendalltau(np.asarray(a, dtype=float), np.asarray(b, dtype=float)).statistic
+    return float(tau)
+
+
+# --------------------------------------------------------------------------- the report
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A number with its baselines: the same number for random token sets of equal size, and for LOO importance."""
+
+    value: float
+    random: float | None = None
+    loo: float | None = None
+
+
+@dataclass(frozen=True)
+class ClusterFaithfulness:
+    tokens: tuple[int, ...]  # the user tokens ablated (non-user indices of the cluster are never removed)
+    comprehensiveness: float
+    sufficiency: float
+    random_comprehensiveness: float | None = None  # mean over the draws, random user sets of the same size
+    random_sufficiency: float | None = None
+    ignored: tuple[int, ...] = ()  # indices of the cluster that are not user tokens
+
+
+@dataclass(frozen=True)
+class DeletionCurve:
+    fractions: tuple[float, ...]
+    removed: tuple[int, ...]  # tokens removed at each point
+    scores: tuple[float, ...]  # f at each point
+    auc: float  # curve_auc(scores)
+
+
+@dataclass
+class FaithfulnessReport:
+    ablation: str
+    answer_probability: float  # f(x)
+    answer_logprob: float  # sum_t log p(a_t | x, a_<t)
+    answer_tokens: int
+    user_tokens: tuple[int, ...]
+    clusters: list[ClusterFaithfulness] = field(default_factory=list)
+    aopc: dict[str, Scored] = field(default_factory=dict)
+    deletion_auc: Scored | None = None
+    tau_loo: Scored | None = None
+    curve: DeletionCurve | None = None
+    random_curve: DeletionCurve | None = None  # mean over the draws
+    loo_curve: DeletionCurve | None = None
+    loo: tuple[float, ...] | None = None  # f(x) - f(x without token i), per user token
+    random_draws: int = 0
+    seed: int = 0
+    stats: ScoreStats = field(default_factory=ScoreStats)
+    seconds: float = 0.0
+
+    def metrics(self) -> dict[str, Scored]:
+        """Every reported number under its evaluation.metrics.METRICS name."""
+        out = {
+            "answer_probability": Scored(self.answer_probability),
+            "answer_logprob": Scored(self.answer_logprob),
+        }
+        out.update(self.aopc)
+        if self.deletion_auc is not None:
+            out["deletion_auc"] = self.deletion_auc
+        if self.tau_loo is not None:
+            out["tau_loo"] = self.tau_loo
+        if self.clusters:
+            top = self.clusters[0]
+            out["comprehensiveness"] = Scored(top.comprehensiveness, top.random_comprehensiveness)
+            out["sufficiency"] = Scored(top.sufficiency, top.random_sufficiency)
+        return out
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- the entry point
+
+
+class _Plan:
+    """Collects every variant a report needs, so they all run in one batched pass."""
+
+    def __init__(self, user: list[int]):
+        self.user = user
+        self.all = frozenset(user)
+        self.sets: dict[frozenset[int], None] = {frozenset(): None}
+
+    def remove(self, tokens: Iterable[int]) -> frozenset[int]:
+        s = frozenset(tokens)
+        self.sets.setdefault(s, None)
+        return s
+
+    def keep(self, tokens: Iterable[int]) -> frozenset[int]:
+        return self.remove(self.all - frozenset(tokens))
+
+
+def _ranking_sets(plan: _Plan, order: list[int], comp_sizes, suff_sizes) -> None:
+    for k in comp_sizes:
+        plan.remove(order[:k])
+    for k in suff_sizes:
+        plan.keep(order[:k])
+
+
+def _ranking_numbers(order: list[int], f, f0: float, user: frozenset[int], suff_order: list[int] | None = None):
+    """AOPC numbers and the deletion curve of one ranking; f maps a removed set to the answer score."""
+    U = len(order)
+    suff_order = order if suff_order is None else suff_order
+
+    def comp(k):
+        return f(frozenset(order[:k]))
+
+    def suff(k):
+        return f(user - frozenset(suff_order[:k]))
+
+    numbers = {
+        "aopc_comprehensiveness_eraser": aopc(f0, [comp(k) for k in eraser_sizes(U)]),
+        "aopc_sufficiency_eraser": aopc(f0, [suff(k) for k in eraser_sizes(U)]),
+        "aopc_comprehensiveness_ferret": aopc(f0, [comp(k) for k in ferret_sizes(U)]),
+        "aopc_sufficiency_ferret": aopc(f0, [suff(k) for k in ferret_sizes(U)]),
+    }
+    curve = [comp(k) for k in curve_sizes(U)]
+    return numbers, curve
+
+
+def _curve(scores: Sequence[float], U: int) -> DeletionCurve:
+    fractions = tuple(p / 100 for p in CURVE_POINTS)
+    return DeletionCurve(fractions, tuple(curve_sizes(U)), tuple(float(s) for s in scores), curve_auc(scores, fractions))
+
+
+def faithfulness(
+    lm: LoadedModel,
+    generation: Generation,
+    importance: torch.Tensor | Sequence[float] | None = None,
+    clusters: Sequence[Iterable[int]] | None = None,
+    *,
+    ablation: Ablation = "deletion",
+    seed: int = 0,
+    random_draws: int = DEFAULT_DRAWS,
+    baselines: Sequence[str] = ("random", "loo"),
+    cluster_baseline: Literal["all", "top", "none"] = "all",
+    max_batch: int = DEFAULT_MAX_BATCH,
+    reuse_prefix: bool = True,
+) -> FaithfulnessReport:
+    """Faithfulness of an importance vector and/or clusters of tokens, with random and LOO baselines.
+
+    importance: one value per user token (or per token; non-user entries are ignored). With it the
+    report has the AOPC numbers (ERASER and ferret bins), the deletion curve and tau_loo.
+    clusters: token-index sets, most important first; each gets comprehensiveness and sufficiency,
+    and (cluster_baseline) the mean over `random_draws` random user-token sets of the same size.
+    baselines: "random" (seeded draws) and "loo" (the same AOPC numbers for the leave-one-out
+    ranking; tau_loo needs the LOO drops whatever this says).
+    Every variant the report needs is collected first and scored in one `score_inputs` call; only
+    the LOO ranking's top-k sets, known after the LOO drops, need a second (small) call.
+    """
+    started = time.perf_counter()
+    _check_generation(generation)
+    if ablation not in ABLATIONS:
+        raise ValueError(f"ablation must be one of {ABLATIONS}, got {ablation!r}")
+    unknown = set(baselines) - {"random", "loo"}
+    if unknown:
+        raise ValueError(f"unknown baselines {sorted(unknown)}; known: random, loo")
+    user = user_indices(generation)
+    U = len(user)
+    all_user = frozenset(user)
+    plan = _Plan(user)
+    values = as_user_vector(generation, importance) if importance is not None else None
+    want_random = "random" in baselines and random_draws > 0
+    rng = np.random.default_rng(seed)
+    perms = [list(np.asarray(user)[rng.permutation(U)]) for _ in range(random_draws)] if want_random else []
+    perms = [[int(i) for i in p] for p in perms]
+
+    # clusters
+    cluster_sets = []
+    for c in clusters or []:
+        c = [int(i) for i in c]
+        tokens = tuple(sorted(set(c) & all_user))
+        cluster_sets.append((tokens, tuple(sorted(set(c) - all_user))))
+        plan.remove(tokens)
+        plan.keep(tokens)
+    baseline_sizes = set()
+    if cluster_sets and want_random and cluster_baseline != "none":
+        chosen = cluster_sets[:1] if cluster_baseline == "top" else cluster_sets
+        baseline_sizes = {len(t) for t, _ in chosen}
+        for p in perms:
+            for k in baseline_sizes:  # comp: remove p[:k]; suff: keep p[U-k:], i.e. remove p[:U-k]
+                plan.remove(p[:k])
+                plan.remove(p[: U - k])
+
+    # importance rankings
+    comp_sizes = suff_sizes = []
+    if values is not None:
+        comp_sizes = sorted(set(eraser_sizes(U)) | set(ferret_sizes(U)) | set(curve_sizes(U)))
+        suff_sizes = sorted(set(eraser_sizes(U)) | set(ferret_sizes(U)))
+        order = ranking(values, user)
+        _ranking_sets(plan, order, comp_sizes, suff_sizes)
+        for i in user:
+            plan.remove([i])
+        if want_random:
+            for p in perms:  # random ranking p for comprehensiveness, reversed(p) for sufficiency
+                _ranking_sets(plan, p, comp_sizes, [])
+                _ranking_sets(plan, list(reversed(p)), [], suff_sizes)
+
+    stats = ScoreStats()
+    variants = list(plan.sets)
+    logprobs = score_inputs(
+        lm, generation, variants, ablation=ablation, max_batch=max_batch, reuse_prefix=reuse_prefix, stats=stats
+    )
+    fs = answer_probability(logprobs).tolist()
+    table = dict(zip(variants, fs))
+    table_lp = dict(zip(variants, answer_logprob(logprobs).tolist()))
+
+    def f(removed: frozenset[int]) -> float:
+        return table[removed]
+
+    f0 = f(frozenset())
+    report = FaithfulnessReport(
+        ablation=ablation, answer_probability=f0, answer_logprob=table_lp[frozenset()],
+        answer_tokens=len(generation.tokens) - generation.answer_start, user_tokens=tuple(user),
+        random_draws=len(perms), seed=seed, stats=stats,
+    )  # fmt: skip
+
+    for rank_, (tokens, ignored) in enumerate(cluster_sets):
+        k = len(tokens)
+        rc = rs = None
+        if k in baseline_sizes and (cluster_baseline == "all" or rank_ == 0):
+            rc = float(np.mean([f0 - f(frozenset(p[:k])) for p in perms]))
+            rs = float(np.mean([f0 - f(frozenset(p[: U - k])) for p in perms]))
+        report.clusters.append(
+            ClusterFaithfulness(tokens, f0 - f(frozenset(tokens)), f0 - f(all_user - frozenset(tokens)), rc, rs, ignored)
+        )
+
+    if values is not None:
+        loo = np.array([f0 - f(frozenset([i])) for i in user])
+        report.loo = tuple(float(x) for x in loo)
+        numbers, curve = _ranking_numbers(order, f, f0, all_user)
+        rnd_numbers = loo_numbers = {}
+        rnd_curve = loo_curve = None
+        if want_random:
+            per_draw = [_ranking_numbers(p, f, f0, all_user, list(reversed(p))) for p in perms]
+            rnd_numbers = {name: float(np.mean([d[0][name] for d in per_draw])) for name in numbers}
+            rnd_curve = np.mean([d[1] for d in per_draw], axis=0)
+            taus = []
+            for p in perms:
+                r = np.empty(U)
+                r[[user.index(i) for i in p]] = np.arange(U, 0, -1)
+                taus.append(kendall_tau(r, loo))
+            rnd_tau = float(np.nanmean(taus)) if not all(math.isnan(t) for t in taus) else math.nan
+        if "loo" in baselines:
+            loo_order = ranking(loo, user)
+            _ranking_sets(plan, loo_order, comp_sizes, suff_sizes)  # already scored? (checked below)
+            missing = [s for s in plan.sets if s not in table]
+            if missing:  # the LOO ranking needs sets only known after the LOO pass
+                extra = score_inputs(
+                    lm, generation, missing, ablation=ablation, max_batch=max_batch, reuse_prefix=reuse_prefix,
+                    stats=stats,
+                )  # fmt: skip
+                table.update(zip(missing, answer_probability(extra).tolist()))
+            loo_numbers, loo_curve = _ranking_numbers(loo_order, f, f0, all_user)
+        report.aopc = {
+            name: Scored(v, rnd_numbers.get(name), loo_numbers.get(name)) for name, v in numbers.items()
+        }
+        report.curve = _curve(curve, U)
+        if rnd_curve is not None:
+            report.random_curve = _curve(rnd_curve, U)
+        if loo_curve is not None:
+            report.loo_curve = _curve(loo_curve, U)
+        report.deletion_auc = Scored(
+            report.curve.auc,
+            report.random_curve.auc if report.random_curve else None,
+            report.loo_curve.auc if report.loo_curve else None,
+        )
+        report.tau_loo = Scored(kendall_tau(values, loo), rnd_tau if want_random else None, 1.0)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def cluster_faithfulness(
+    lm: LoadedModel,
+    generation: Generation,
+    clusters: Sequence[Iterable[int]],
+    *,
+    ablation: Ablation = "deletion",
+    seed: int = 0,
+    random_draws: int = DEFAULT_DRAWS,
+    max_batch: int = DEFAULT_MAX_BATCH,
+) -> FaithfulnessReport:
+    """The fast path `attnlens explain` needs: per-cluster comprehensiveness and sufficiency, and the
+    random baseline of the top (first) cluster's size only. About 2 C + 2 draws + 1 variants."""
+    return faithfulness(
+        lm, generation, None, clusters, ablation=ablation, seed=seed, random_draws=random_draws,
+        baselines=("random",), cluster_baseline="top", max_batch=max_batch,
+    )  # fmt: skip
+
+
+def leave_one_out(
+    lm: LoadedModel,
+    generation: Generation,
+    *,
+    ablation: Ablation = "deletion",
+    max_batch: int = DEFAULT_MAX_BATCH,
+    reuse_prefix: bool = True,
+) -> torch.Tensor:
+    """Float[U]: f(x) - f(x without user token i), each user token removed alone (in token order)."""
+    _check_generation(generation)
+    variants = [()] + [(i,) for i in user_indices(generation)]
+    f = answer_probability(
+        score_inputs(lm, generation, variants, ablation=ablation, max_batch=max_batch, reuse_prefix=reuse_prefix)
+    )
+    return f[0] - f[1:]

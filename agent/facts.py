@@ -232,11 +232,14 @@ def check(facts: ClusterFacts, draft: dict | None) -> list[str]:
     for number in _NUMBER.findall(rationale):
         if not any(_same_number(number, known) for known in facts.numbers):
             problems.append(f"the number {number} is not in the evidence")
-    if not any(_mentions(rationale, t) for t in cited):
-        problems.append("the rationale does not mention any of the tokens it cites")
+    content = [t for t in cited if is_content_word(t)]
+    if not any(_mentions(rationale, t) for t in (content or cited)):
+        kind = "content tokens (not function words)" if content else "tokens"
+        problems.append(f"the rationale does not mention any of the {kind} it cites")
     if _repeats(rationale):
         problems.append("the rationale repeats itself")
-    copied = _copied_run(rationale, facts.evidence["question"] + " " + " ".join(facts.evidence["cluster_spans"]))
+    ev = facts.evidence
+    copied = _copied_run(rationale, " ".join([ev["question"], ev["answer"], *ev["cluster_spans"]]))
     if copied:
         problems.append(f"the rationale copies the input ({copied!r}) instead of explaining it")
     named = sorted({w for w in (m.lower() for m in _WORD.findall(rationale)) if w in facts.outside_words})
@@ -247,6 +250,12 @@ def check(facts: ClusterFacts, draft: dict | None) -> list[str]:
         if quoted.strip() and not any(quoted.strip().lower() in t.lower() for t in facts.tokens + [facts.evidence["answer"]]):
             problems.append(f"quotes {quoted!r}, which is neither a cluster token nor the answer")
     return list(dict.fromkeys(problems))
+
+
+def is_content_word(token: str) -> bool:
+    """A word that carries meaning: at least three letters or a number, and not a common function word."""
+    word = token.strip().lower()
+    return (len(word) >= 3 and word.isalpha() and word not in COMMON_WORDS) or word.isdigit()
 
 
 def _mentions(rationale: str, token: str) -> bool:

@@ -69,10 +69,16 @@ class Explainer:
             raise InputError("the model's answer is empty: there is nothing to explain")
         record = timed("extract", lambda: capture(self.lm, gen, self.capture_config))
         clustering = timed("cluster", lambda: cluster(record, self.cluster_config))
+        # The random baseline is drawn at the size of the first cluster given: put first the most
+        # important cluster that has prompt tokens to remove (the top one may be all template/answer).
+        user = {t.index for t in gen.tokens if t.segment == "user"}
+        ranked = [c for c in clustering.clusters if user & set(c.tokens)] or clustering.clusters[:1]
+        order = [ranked[0].id] + [c.id for c in clustering.clusters if c.id != ranked[0].id]
         report = timed(
             "evaluate",
-            lambda: cluster_faithfulness(self.lm, gen, [c.tokens for c in clustering.clusters]),
+            lambda: cluster_faithfulness(self.lm, gen, [clustering.clusters[i].tokens for i in order]),
         )
+        report.clusters = [report.clusters[order.index(c.id)] for c in clustering.clusters]
         f0 = report.answer_probability
         deletion = {c.id: (f0, f0 - s.comprehensiveness) for c, s in zip(clustering.clusters, report.clusters) if s.tokens}
         facts = build_facts(record, clustering, deletion)
@@ -85,6 +91,7 @@ class Explainer:
         for f in sent:
             result.rationales[f.id]["sent_to_llm"] = True
         info = {
+            "scored_cluster": ranked[0].id,
             "capture": asdict(self.capture_config),
             "max_llm_clusters": self.max_llm_clusters,
             "ablation": report.ablation,

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from agent.facts import LABELS, MAX_RATIONALE, build_facts, check, draft_schema, template
+from agent.facts import LABELS, MAX_RATIONALE, build_facts, check, draft_schema, is_content_word, template
 from clustering import cluster
 from extraction import CaptureConfig, capture, generate
 
@@ -102,5 +102,17 @@ def test_small_model_failure_modes_are_caught(facts):
     copy = {**good_draft(f), "evidence_tokens": [token], "rationale": f"{token}: " + PROMPT}
     assert any("copies the input" in p for p in check(f, copy))
     parrot = {**good_draft(f), "rationale": "the number is not in the evidence, so it was rejected"}
-    assert "the rationale does not mention any of the tokens it cites" in check(f, parrot)
+    assert any("does not mention any of the" in p for p in check(f, parrot))
     assert len(check(f, {**loop, "rationale": loop["rationale"] + " 9999 and 9999."})) == len(set(check(f, loop))) + 1
+
+
+def test_mentioning_only_a_function_word_is_not_enough(facts):
+    for f in facts[0]:
+        content = [t for t in f.tokens if is_content_word(t)]
+        function = [t for t in f.tokens if t.strip().lower() in ("the", "a", "is", "are", "of")]
+        if content and function:
+            draft = {"label": f.allowed_labels[0], "evidence_tokens": [function[0], content[0]],
+                     "rationale": f"{function[0].strip()} answer is about this part of the question overall."}
+            assert any("content tokens" in p for p in check(f, draft))
+            return
+    pytest.skip("no cluster mixes function and content tokens in this record")

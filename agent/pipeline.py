@@ -26,7 +26,7 @@ class Explainer:
         model: str = "smollm2-135m",
         backend: str | Backend = "auto",
         agent_model: str = "smollm2-135m",
-        max_llm_clusters: int = 6,
+        max_llm_clusters: int = 4,
         max_rounds: int = 2,
         capture_config: CaptureConfig = CaptureConfig(),
         cluster_config: ClusterConfig = ClusterConfig(),

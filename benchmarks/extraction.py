@@ -51,7 +51,8 @@ def worker(method: str, n: int) -> dict:
     lm = load_model(MODEL)
     arch = lm.architecture
     if method == "eager":
-        needed = arch.layers * arch.heads * n * n * 4 * 2  # the weights, plus the layer's softmax temporaries
+        # every layer's weights are kept, plus one layer's score/softmax temporaries
+        needed = (arch.layers + 2) * arch.heads * n * n * 4
         if needed > _available_bytes():
             return {"error": f"refused: eager weights need ~{needed / 2**30:.0f} GiB, {_available_bytes() / 2**30:.0f} GiB available"}
     ids = torch.tensor([token_ids(lm.tokenizer, n)])

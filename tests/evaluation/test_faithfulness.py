@@ -36,16 +36,8 @@ from evaluation.faithfulness import (
 from evaluation.metrics import METRICS
 from extraction import generate
 
-PLANTED = "The secret code is 4729. Ignore the weather, which is sunny and warm today. What is the secret code?"
+from tests.evaluation.conftest import PLANTED
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two cores shared with other jobs: two OpenMP threads then spin and run ~10x slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -17,15 +17,8 @@ from evaluation.importance import (
 )
 from extraction import CaptureConfig, capture, generate
 
-PROMPT = "The secret code is 4729. Ignore the weather, which is sunny and warm today. What is the secret code?"
+from tests.evaluation.conftest import PLANTED as PROMPT
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # two shared cores: one OpenMP thread is far faster under contention
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from evaluation.cases import load_cases
 from evaluation.faithfulness import user_indices
@@ -30,13 +29,6 @@ from evaluation.plausibility import (
 )
 from extraction import generate
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # two shared cores: one OpenMP thread is far faster under contention
-    yield
-    torch.set_num_threads(threads)
 
 
 # --------------------------------------------------------------------------- the registry

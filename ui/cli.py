@@ -159,7 +159,8 @@ def render_explanation(explanation) -> None:
     out.print(table)
     sc, g = data["scores"], data["graph"]
     out.print(
-        f"top cluster: comprehensiveness {sc['comprehensiveness']:+.3f} (random set of its size "
+        f"cluster {sc['cluster_id']} (most important with prompt tokens to delete): "
+        f"comprehensiveness {sc['comprehensiveness']:+.3f} (random set of its size "
         f"{sc['random_comprehensiveness']:+.3f}), sufficiency {sc['sufficiency']:+.3f}; grounding {sc['grounding']:.0%}; "
         f"graph: {g['edges']} edges, modularity {g['modularity']:.3f}, sink share {g['sink_share']:.0%}"
     )

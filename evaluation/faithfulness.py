@@ -30,8 +30,8 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -533,6 +533,46 @@ def faithfulness(
     generation: Generation,
     importance: torch.Tensor | Sequence[float] | None = None,
     clusters: Sequence[Iterable[int]] | None = None,
+    **options,
+) -> FaithfulnessReport:
+    """Faithfulness of an importance vector and/or clusters of tokens, with random and LOO baselines.
+
+    importance: one value per user token (or per token; non-user entries are ignored). With it the
+    report has the AOPC numbers (ERASER and ferret bins), the deletion curve and tau_loo.
+    clusters: token-index sets, most important first; each gets comprehensiveness and sufficiency,
+    and (cluster_baseline) the mean over `random_draws` random user-token sets of the same size.
+    Options as `compare`, which this is with one source.
+    """
+    sources = {"importance": importance} if importance is not None else {}
+    base, reports = _score(lm, generation, sources, clusters, **options)
+    return reports["importance"] if reports else base
+
+
+def compare(
+    lm: LoadedModel,
+    generation: Generation,
+    sources: Mapping[str, torch.Tensor | Sequence[float]],
+    clusters: Sequence[Iterable[int]] | None = None,
+    **options,
+) -> dict[str, FaithfulnessReport]:
+    """One report per importance source, all scored in one batched pass on the same random
+    permutations and leave-one-out drops (their random and LOO columns are therefore identical).
+
+    Options: ablation ("deletion" | "knockout"), seed, random_draws, baselines (subset of
+    ("random", "loo"): the random and LOO columns; tau_loo needs the LOO drops whatever this says),
+    cluster_baseline ("all" | "top" | "none": which clusters get the random baseline of their
+    size), max_batch, reuse_prefix (see `score_inputs`).
+    """
+    if not sources:
+        raise ValueError("compare needs at least one importance source")
+    return _score(lm, generation, sources, clusters, **options)[1]
+
+
+def _score(
+    lm: LoadedModel,
+    generation: Generation,
+    sources: Mapping[str, torch.Tensor | Sequence[float]],
+    clusters: Sequence[Iterable[int]] | None = None,
     *,
     ablation: Ablation = "deletion",
     seed: int = 0,
@@ -541,18 +581,10 @@ def faithfulness(
     cluster_baseline: Literal["all", "top", "none"] = "all",
     max_batch: int = DEFAULT_MAX_BATCH,
     reuse_prefix: bool = True,
-) -> FaithfulnessReport:
-    """Faithfulness of an importance vector and/or clusters of tokens, with random and LOO baselines.
-
-    importance: one value per user token (or per token; non-user entries are ignored). With it the
-    report has the AOPC numbers (ERASER and ferret bins), the deletion curve and tau_loo.
-    clusters: token-index sets, most important first; each gets comprehensiveness and sufficiency,
-    and (cluster_baseline) the mean over `random_draws` random user-token sets of the same size.
-    baselines: "random" (seeded draws) and "loo" (the same AOPC numbers for the leave-one-out
-    ranking; tau_loo needs the LOO drops whatever this says).
-    Every variant the report needs is collected first and scored in one `score_inputs` call; only
-    the LOO ranking's top-k sets, known after the LOO drops, need a second (small) call.
-    """
+) -> tuple[FaithfulnessReport, dict[str, FaithfulnessReport]]:
+    """The cluster-only report and one report per source. Every variant any of them needs is
+    collected first and scored in one `score_inputs` call; only the LOO ranking's top-k sets, known
+    after the LOO drops, need a second (small) call."""
     started = time.perf_counter()
     _check_generation(generation)
     if ablation not in ABLATIONS:
@@ -564,7 +596,7 @@ def faithfulness(
     U = len(user)
     all_user = frozenset(user)
     plan = _Plan(user)
-    values = as_user_vector(generation, importance) if importance is not None else None
+    values = {name: as_user_vector(generation, v) for name, v in sources.items()}
     want_random = "random" in baselines and random_draws > 0
     rng = np.random.default_rng(seed)
     perms = [list(np.asarray(user)[rng.permutation(U)]) for _ in range(random_draws)] if want_random else []
@@ -588,12 +620,12 @@ def faithfulness(
                 plan.remove(p[: U - k])
 
     # importance rankings
-    comp_sizes = suff_sizes = []
-    if values is not None:
-        comp_sizes = sorted(set(eraser_sizes(U)) | set(ferret_sizes(U)) | set(curve_sizes(U)))
-        suff_sizes = sorted(set(eraser_sizes(U)) | set(ferret_sizes(U)))
-        order = ranking(values, user)
+    comp_sizes = sorted(set(eraser_sizes(U)) | set(ferret_sizes(U)) | set(curve_sizes(U)))
+    suff_sizes = sorted(set(eraser_sizes(U)) | set(ferret_sizes(U)))
+    orders = {name: ranking(v, user) for name, v in values.items()}
+    for order in orders.values():
         _ranking_sets(plan, order, comp_sizes, suff_sizes)
+    if values:
         for i in user:
             plan.remove([i])
         if want_random:
@@ -606,15 +638,14 @@ def faithfulness(
     logprobs = score_inputs(
         lm, generation, variants, ablation=ablation, max_batch=max_batch, reuse_prefix=reuse_prefix, stats=stats
     )
-    fs = answer_probability(logprobs).tolist()
-    table = dict(zip(variants, fs))
+    table = dict(zip(variants, answer_probability(logprobs).tolist()))
     table_lp = dict(zip(variants, answer_logprob(logprobs).tolist()))
 
     def f(removed: frozenset[int]) -> float:
         return table[removed]
 
     f0 = f(frozenset())
-    report = FaithfulnessReport(
+    base = FaithfulnessReport(
         ablation=ablation, answer_probability=f0, answer_logprob=table_lp[frozenset()],
         answer_tokens=len(generation.tokens) - generation.answer_start, user_tokens=tuple(user),
         random_draws=len(perms), seed=seed, stats=stats,
@@ -626,53 +657,57 @@ def faithfulness(
         if k in baseline_sizes and (cluster_baseline == "all" or rank_ == 0):
             rc = float(np.mean([f0 - f(frozenset(p[:k])) for p in perms]))
             rs = float(np.mean([f0 - f(frozenset(p[: U - k])) for p in perms]))
-        report.clusters.append(
+        base.clusters.append(
             ClusterFaithfulness(tokens, f0 - f(frozenset(tokens)), f0 - f(all_user - frozenset(tokens)), rc, rs, ignored)
         )
+    if not values:
+        base.seconds = time.perf_counter() - started
+        return base, {}
 
-    if values is not None:
-        loo = np.array([f0 - f(frozenset([i])) for i in user])
-        report.loo = tuple(float(x) for x in loo)
+    # the baselines every source is compared with: computed once
+    loo = np.array([f0 - f(frozenset([i])) for i in user])
+    base.loo = tuple(float(x) for x in loo)
+    rnd_numbers = loo_numbers = {}
+    rnd_curve = loo_curve = None
+    rnd_tau = None
+    if want_random:
+        per_draw = [_ranking_numbers(p, f, f0, all_user, list(reversed(p))) for p in perms]
+        rnd_numbers = {name: float(np.mean([d[0][name] for d in per_draw])) for name in per_draw[0][0]}
+        rnd_curve = _curve(np.mean([d[1] for d in per_draw], axis=0), U)
+        taus = []
+        for p in perms:
+            r = np.empty(U)
+            r[[user.index(i) for i in p]] = np.arange(U, 0, -1)
+            taus.append(kendall_tau(r, loo))
+        rnd_tau = float(np.nanmean(taus)) if not all(math.isnan(t) for t in taus) else math.nan
+    if "loo" in baselines:
+        loo_order = ranking(loo, user)
+        _ranking_sets(plan, loo_order, comp_sizes, suff_sizes)
+        missing = [s for s in plan.sets if s not in table]
+        if missing:  # the LOO ranking needs sets only known after the LOO pass
+            extra = score_inputs(
+                lm, generation, missing, ablation=ablation, max_batch=max_batch, reuse_prefix=reuse_prefix,
+                stats=stats,
+            )  # fmt: skip
+            table.update(zip(missing, answer_probability(extra).tolist()))
+        loo_numbers, loo_raw_curve = _ranking_numbers(loo_order, f, f0, all_user)
+        loo_curve = _curve(loo_raw_curve, U)
+
+    reports = {}
+    for name, order in orders.items():
         numbers, curve = _ranking_numbers(order, f, f0, all_user)
-        rnd_numbers = loo_numbers = {}
-        rnd_curve = loo_curve = None
-        if want_random:
-            per_draw = [_ranking_numbers(p, f, f0, all_user, list(reversed(p))) for p in perms]
-            rnd_numbers = {name: float(np.mean([d[0][name] for d in per_draw])) for name in numbers}
-            rnd_curve = np.mean([d[1] for d in per_draw], axis=0)
-            taus = []
-            for p in perms:
-                r = np.empty(U)
-                r[[user.index(i) for i in p]] = np.arange(U, 0, -1)
-                taus.append(kendall_tau(r, loo))
-            rnd_tau = float(np.nanmean(taus)) if not all(math.isnan(t) for t in taus) else math.nan
-        if "loo" in baselines:
-            loo_order = ranking(loo, user)
-            _ranking_sets(plan, loo_order, comp_sizes, suff_sizes)  # already scored? (checked below)
-            missing = [s for s in plan.sets if s not in table]
-            if missing:  # the LOO ranking needs sets only known after the LOO pass
-                extra = score_inputs(
-                    lm, generation, missing, ablation=ablation, max_batch=max_batch, reuse_prefix=reuse_prefix,
-                    stats=stats,
-                )  # fmt: skip
-                table.update(zip(missing, answer_probability(extra).tolist()))
-            loo_numbers, loo_curve = _ranking_numbers(loo_order, f, f0, all_user)
-        report.aopc = {
-            name: Scored(v, rnd_numbers.get(name), loo_numbers.get(name)) for name, v in numbers.items()
-        }
-        report.curve = _curve(curve, U)
-        if rnd_curve is not None:
-            report.random_curve = _curve(rnd_curve, U)
-        if loo_curve is not None:
-            report.loo_curve = _curve(loo_curve, U)
+        report = replace(base, clusters=list(base.clusters))
+        report.aopc = {k: Scored(v, rnd_numbers.get(k), loo_numbers.get(k)) for k, v in numbers.items()}
+        report.curve, report.random_curve, report.loo_curve = _curve(curve, U), rnd_curve, loo_curve
         report.deletion_auc = Scored(
-            report.curve.auc,
-            report.random_curve.auc if report.random_curve else None,
-            report.loo_curve.auc if report.loo_curve else None,
+            report.curve.auc, rnd_curve.auc if rnd_curve else None, loo_curve.auc if loo_curve else None
         )
-        report.tau_loo = Scored(kendall_tau(values, loo), rnd_tau if want_random else None, 1.0)
-    report.seconds = time.perf_counter() - started
-    return report
+        report.tau_loo = Scored(kendall_tau(values[name], loo), rnd_tau, 1.0)
+        reports[name] = report
+    seconds = time.perf_counter() - started
+    for report in (base, *reports.values()):
+        report.seconds = seconds
+    return base, reports
 
 
 def cluster_faithfulness(

@@ -21,6 +21,7 @@ from evaluation.faithfulness import (
     answer_probability,
     build_inputs,
     cluster_faithfulness,
+    compare,
     curve_auc,
     curve_sizes,
     eraser_sizes,
@@ -280,6 +281,32 @@ def test_full_report_with_baselines(smollm, planted):
     # leave_one_out on its own gives the report's drops
     alone = leave_one_out(smollm, g, ablation="knockout")
     assert np.allclose(alone.numpy(), loo, atol=1e-4)
+
+
+def test_compare_scores_every_source_as_faithfulness_does_alone(smollm, planted):
+    """One batched pass for several sources gives each the numbers it gets on its own."""
+    g = planted
+    user = user_indices(g)
+    code = set(code_tokens(g))
+    sources = {
+        "planted": torch.tensor([1.0 if i in code else 0.0 for i in user]) + torch.linspace(0, 0.1, len(user)),
+        "reversed": torch.linspace(1, 0, len(user)),
+    }
+    together = compare(smollm, g, sources, [sorted(code)], random_draws=2, seed=1)
+    assert set(together) == set(sources)
+    planted_report = together["planted"]
+    for name, vector in sources.items():
+        alone = faithfulness(smollm, g, vector, [sorted(code)], random_draws=2, seed=1)
+        for metric, scored in alone.metrics().items():
+            got = together[name].metrics()[metric]
+            for a, b in ((scored.value, got.value), (scored.random, got.random), (scored.loo, got.loo)):
+                assert (a is None and b is None) or a == pytest.approx(b, abs=1e-5), (name, metric)
+    # shared baselines really are shared; the variants were scored once for both
+    assert together["reversed"].loo == planted_report.loo
+    assert planted_report.stats is together["reversed"].stats
+    assert planted_report.aopc["aopc_comprehensiveness_eraser"].value > together["reversed"].aopc["aopc_comprehensiveness_eraser"].value
+    with pytest.raises(ValueError, match="at least one"):
+        compare(smollm, g, {})
 
 
 def test_sliding_window_model_masks_match_its_own(gemma):

@@ -1,0 +1,134 @@
+"""Statistics for reports: bootstrap intervals, rank tests with effect sizes, multiple comparisons.
+
+Every mean a report prints carries a percentile bootstrap interval (scipy.stats.bootstrap,
+seeded). Two independent groups (correct vs incorrect answers, two models, one category vs the
+rest) are compared with the two-sided Mann-Whitney U test and the rank-biserial correlation
+r = 2 U / (n1 n2) - 1 (in [-1, 1]; > 0 when the first group tends to be larger). Two sources
+scored on the same cases are paired: the Wilcoxon signed-rank test and the mean paired
+difference with its bootstrap interval. p-values of one family are corrected with Holm's
+step-down method (family-wise error) and Benjamini-Hochberg (false discovery rate) both.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats
+
+RESAMPLES = 2000
+LEVEL = 0.95
+
+
+def _finite(values: Sequence[float]) -> np.ndarray:
+    a = np.asarray(values, dtype=float)
+    return a[np.isfinite(a)]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean with its bootstrap interval over n finite values (nan when n = 0; the interval is
+    the point itself when every value is equal or n = 1)."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+    def __str__(self) -> str:
+        if self.n == 0:
+            return "n/a"
+        return f"{self.mean:+.3f} [{self.low:+.3f}, {self.high:+.3f}]"
+
+
+def mean_ci(values: Sequence[float], *, seed: int = 0, level: float = LEVEL) -> Estimate:
+    a = _finite(values)
+    if len(a) == 0:
+        return Estimate(math.nan, math.nan, math.nan, 0)
+    m = float(a.mean())
+    if len(a) == 1 or np.all(a == a[0]):
+        return Estimate(m, m, m, len(a))
+    res = stats.bootstrap(
+        (a,), np.mean, n_resamples=RESAMPLES, confidence_level=level, method="percentile",
+        random_state=np.random.default_rng(seed),
+    )  # fmt: skip
+    return Estimate(m, float(res.confidence_interval.low), float(res.confidence_interval.high), len(a))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A two-group or paired test: statistic, p-value (raw and corrected) and effect size."""
+
+    test: str
+    n1: int
+    n2: int
+    statistic: float
+    p: float
+    effect: float  # rank-biserial r (Mann-Whitney) or mean paired difference (Wilcoxon)
+    effect_name: str
+    p_holm: float = math.nan
+    p_bh: float = math.nan
+    difference: Estimate | None = None  # paired: the mean difference with its interval
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def mann_whitney(a: Sequence[float], b: Sequence[float]) -> Comparison:
+    """Two-sided Mann-Whitney U of independent groups a and b, with the rank-biserial r of a over b."""
+    x, y = _finite(a), _finite(b)
+    if len(x) == 0 or len(y) == 0:
+        return Comparison("mann-whitney", len(x), len(y), math.nan, math.nan, math.nan, "rank-biserial r")
+    res = stats.mannwhitneyu(x, y, alternative="two-sided")
+    r = 2 * float(res.statistic) / (len(x) * len(y)) - 1
+    return Comparison("mann-whitney", len(x), len(y), float(res.statistic), float(res.pvalue), r, "rank-biserial r")
+
+
+def paired(a: Sequence[float], b: Sequence[float], *, seed: int = 0) -> Comparison:
+    """Wilcoxon signed-rank test of a - b over pairs where both are finite, with the mean difference."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.shape != y.shape:
+        raise ValueError(f"paired samples differ in length: {len(x)} and {len(y)}")
+    keep = np.isfinite(x) & np.isfinite(y)
+    d = x[keep] - y[keep]
+    diff = mean_ci(d, seed=seed)
+    if len(d) == 0 or np.all(d == 0):
+        return Comparison("wilcoxon", len(d), len(d), math.nan, math.nan if len(d) == 0 else 1.0, diff.mean,
+                          "mean difference", difference=diff)  # fmt: skip
+    res = stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided")
+    return Comparison("wilcoxon", len(d), len(d), float(res.statistic), float(res.pvalue), diff.mean,
+                      "mean difference", difference=diff)  # fmt: skip
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (nan stays nan and is not counted in the family)."""
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(len(p), math.nan)
+    idx = np.flatnonzero(np.isfinite(p))
+    m = len(idx)
+    running = 0.0
+    for rank, i in enumerate(idx[np.argsort(p[idx], kind="stable")]):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out.tolist()
+
+
+def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
+    """Benjamini-Hochberg adjusted p-values (scipy's false_discovery_control), nan kept."""
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(len(p), math.nan)
+    idx = np.flatnonzero(np.isfinite(p))
+    if len(idx):
+        out[idx] = stats.false_discovery_control(p[idx], method="bh")
+    return out.tolist()
+
+
+def correct(comparisons: list[Comparison]) -> list[Comparison]:
+    """The same comparisons with p_holm and p_bh filled in, as one family."""
+    raw = [c.p for c in comparisons]
+    return [
+        Comparison(**{**c.to_dict(), "difference": c.difference, "p_holm": h, "p_bh": b})
+        for c, h, b in zip(comparisons, holm(raw), benjamini_hochberg(raw))
+    ]

@@ -6,6 +6,11 @@ refined, and one that never passes gets a template rationale built from the evid
 critic can only ask for a refinement of a draft the checks passed; it cannot veto one (the
 135M model's own critique accepts nearly everything, so it must not be what keeps a draft).
 The state records every draft, critique and prompt version, so an explanation can be audited.
+
+`run_batch` runs the graph once over the clusters of many cases (the batch annotator): each LLM
+step is then one backend call over every case's clusters, keyed "case:cluster" so that cluster
+ids of different cases do not collide, and the results are split back per case. `run` is the
+batch of one.
 """
 
 from __future__ import annotations
@@ -27,12 +32,13 @@ MAX_TOKENS = {"draft": 128, "refine": 128, "critique": 72}
 
 
 class AgentState(TypedDict):
-    evidence: dict[str, dict]  # cluster id -> the evidence the LLM saw
-    pending: list[int]  # clusters whose latest draft must be (re)checked or refined
+    # every key is "case:cluster" (see run_batch)
+    evidence: dict[str, dict]  # key -> the evidence the LLM saw
+    pending: list[str]  # keys whose latest draft must be (re)checked or refined
     round: int
-    drafts: dict[str, dict | None]  # cluster id -> latest draft
-    problems: dict[str, list[str]]  # cluster id -> what is wrong with its latest draft
-    critic: dict[str, str]  # cluster id -> the LLM critic's unresolved objection
+    drafts: dict[str, dict | None]  # key -> latest draft
+    problems: dict[str, list[str]]  # key -> what is wrong with its latest draft
+    critic: dict[str, str]  # key -> the LLM critic's unresolved objection
     history: list[dict]  # every step, in order
     final: dict[str, dict]
 
@@ -58,19 +64,38 @@ class RationaleAgent:
         self.graph = self._build()
 
     def run(self, facts: list[ClusterFacts]) -> AgentResult:
+        return self.run_batch([facts])[0]
+
+    def run_batch(self, cases: list[list[ClusterFacts]]) -> list[AgentResult]:
+        """One graph run over the clusters of every case; one AgentResult per case, in order.
+        `llm_calls` and `generated_tokens` are the case's own (calls that carried one of its
+        clusters); `seconds` is its share of the batch's wall time (batch seconds / cases)."""
         started = time.perf_counter()
         self.calls = self.tokens = 0
-        self._facts = {f.id: f for f in facts}
-        state = self.graph.invoke({"pending": [f.id for f in facts]}, {"recursion_limit": 10 + 3 * self.max_rounds})
-        return AgentResult(
-            rationales={int(k): v for k, v in state["final"].items()},
-            history=state["history"],
-            prompt_versions=versions(*STEPS),
-            llm_calls=self.calls,
-            generated_tokens=self.tokens,
-            seconds=time.perf_counter() - started,
-            info={"backend": self.backend.name, "model": self.backend.model, "max_rounds": self.max_rounds},
-        )
+        self._facts = {_key(b, f.id): f for b, facts in enumerate(cases) for f in facts}
+        self._case_calls = [0] * len(cases)
+        self._case_tokens = [0] * len(cases)
+        state = self.graph.invoke({"pending": list(self._facts)}, {"recursion_limit": 10 + 3 * self.max_rounds})
+        seconds = time.perf_counter() - started
+        results = [
+            AgentResult(
+                rationales={}, history=[], prompt_versions=versions(*STEPS),
+                llm_calls=self._case_calls[b], generated_tokens=self._case_tokens[b],
+                seconds=seconds / max(1, len(cases)),
+                info={
+                    "backend": self.backend.name, "model": self.backend.model, "max_rounds": self.max_rounds,
+                    "batch_cases": len(cases),
+                },
+            )
+            for b in range(len(cases))
+        ]
+        for key, rationale in state["final"].items():
+            b, cluster = _split(key)
+            results[b].rationales[cluster] = rationale
+        for entry in state["history"]:
+            b, cluster = _split(entry["cluster"])
+            results[b].history.append({**entry, "cluster": cluster})
+        return results
 
     # ------------------------------------------------------------------ nodes
 
@@ -91,11 +116,11 @@ class RationaleAgent:
 
     def _describe(self, state: AgentState) -> dict:
         return {
-            "evidence": {str(i): self._facts[i].evidence for i in state["pending"]},
+            "evidence": {i: self._facts[i].evidence for i in state["pending"]},
             "round": 0, "drafts": {}, "problems": {}, "critic": {}, "history": [], "final": {},
         }
 
-    def _generate(self, step: str, ids: list[int], schema_of, **extra_of) -> list:
+    def _generate(self, step: str, ids: list[str], schema_of, **extra_of) -> list:
         requests = [
             StructuredRequest(
                 messages(step, evidence=self._facts[i].evidence, **{k: f(i) for k, f in extra_of.items()}),
@@ -107,12 +132,16 @@ class RationaleAgent:
         results = self.backend.generate(requests, temperature=self.temperature, seed=self.seed) if requests else []
         self.calls += bool(requests)
         self.tokens += sum(r.tokens for r in results)
+        for b in {_split(i)[0] for i in ids}:
+            self._case_calls[b] += 1
+        for i, result in zip(ids, results):
+            self._case_tokens[_split(i)[0]] += result.tokens
         return results
 
-    def _record_drafts(self, step: str, state: AgentState, ids: list[int], results) -> dict:
+    def _record_drafts(self, step: str, state: AgentState, ids: list[str], results) -> dict:
         drafts, history = dict(state["drafts"]), list(state["history"])
         for i, result in zip(ids, results):
-            drafts[str(i)] = result.data
+            drafts[i] = result.data
             history.append(
                 {"step": step, "round": state["round"], "cluster": i, "output": result.data or result.text, "error": result.error}
             )
@@ -127,22 +156,22 @@ class RationaleAgent:
         problems, critic, history = dict(state["problems"]), dict(state["critic"]), list(state["history"])
         checked_ok = []
         for i in state["pending"]:
-            found = check(self._facts[i], state["drafts"].get(str(i)))
-            problems[str(i)] = found
-            critic.pop(str(i), None)
+            found = check(self._facts[i], state["drafts"].get(i))
+            problems[i] = found
+            critic.pop(i, None)
             history.append({"step": "check", "round": state["round"], "cluster": i, "problems": found})
             if not found:
                 checked_ok.append(i)
         # the LLM critic reviews only what the code could not fault
         results = self._generate(
-            "critique", checked_ok, lambda i: CRITIQUE_SCHEMA, rationale=lambda i: state["drafts"][str(i)]
+            "critique", checked_ok, lambda i: CRITIQUE_SCHEMA, rationale=lambda i: state["drafts"][i]
         )
         for i, result in zip(checked_ok, results):
             verdict = result.data or {"verdict": "accept", "problem": ""}
             history.append({"step": "critique", "round": state["round"], "cluster": i, "output": verdict, "error": result.error})
             if verdict["verdict"] == "revise" and verdict["problem"].strip():
-                critic[str(i)] = verdict["problem"].strip()
-        pending = [i for i in state["pending"] if problems[str(i)] or str(i) in critic]
+                critic[i] = verdict["problem"].strip()
+        pending = [i for i in state["pending"] if problems[i] or i in critic]
         return {"problems": problems, "critic": critic, "history": history, "pending": pending}
 
     def _next(self, state: AgentState) -> str:
@@ -153,13 +182,13 @@ class RationaleAgent:
         state = {**state, "round": state["round"] + 1}
         results = self._generate(
             "refine", ids, lambda i: draft_schema(self._facts[i]),
-            problems=lambda i: state["problems"][str(i)] + ([state["critic"][str(i)]] if str(i) in state["critic"] else []),
+            problems=lambda i: state["problems"][i] + ([state["critic"][i]] if i in state["critic"] else []),
         )
         return {**self._record_drafts("refine", state, ids, results), "round": state["round"]}
 
     def _finalize(self, state: AgentState) -> dict:
         final = {}
-        for key, facts in ((str(i), f) for i, f in self._facts.items()):
+        for key, facts in self._facts.items():
             draft, problems = state["drafts"].get(key), state["problems"].get(key, ["no draft"])
             if draft and not problems:
                 final[key] = {**draft, "source": "llm", "problems": [], "rounds": state["round"]}
@@ -168,3 +197,12 @@ class RationaleAgent:
             else:
                 final[key] = {**template(facts), "source": "template", "problems": problems, "rounds": state["round"]}
         return {"final": final}
+
+
+def _key(case: int, cluster: int) -> str:
+    return f"{case}:{cluster}"
+
+
+def _split(key: str) -> tuple[int, int]:
+    case, cluster = key.split(":")
+    return int(case), int(cluster)

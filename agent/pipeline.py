@@ -1,4 +1,4 @@
-"""The whole pipeline: generate -> extract -> cluster -> evaluate -> agent, one call per question.
+"""The whole pipeline: generate -> extract -> cluster -> evaluate -> agent, for one question or a batch.
 
 `Explainer` keeps the subject model and the agent's LLM backend alive between questions (the
 vLLM engine starts once per process), so the CLI, the batch annotator and the UI share it.
@@ -8,16 +8,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 from agent.backends import Backend, get_backend
 from agent.explanation import Explanation
-from agent.facts import build_facts, template
-from agent.graph import RationaleAgent
-from clustering import ClusterConfig, cluster
-from evaluation.faithfulness import cluster_faithfulness
-from extraction import CaptureConfig, InputError, capture, generate, load_model
+from agent.facts import ClusterFacts, build_facts, template
+from agent.graph import AgentResult, RationaleAgent
+from clustering import ClusterConfig, Clustering, cluster
+from evaluation.faithfulness import FaithfulnessReport, cluster_faithfulness
+from extraction import AttentionRecord, CaptureConfig, InputError, capture, generate, load_model
 from extraction.loading import LoadedModel
+
+
+@dataclass
+class _Prepared:
+    """One case after its deterministic stages, waiting for the (batched) agent."""
+
+    record: AttentionRecord
+    clustering: Clustering
+    report: FaithfulnessReport
+    facts: list[ClusterFacts]
+    scored_cluster: int
+    timings: dict[str, float]
 
 
 class Explainer:
@@ -54,8 +66,47 @@ class Explainer:
         truncate: bool = False,
         progress: Callable[[str], None] | None = None,
     ) -> Explanation:
+        """Explain one answer: the batch of one. A failure raises (InputError for bad input)."""
+        [result] = self.explain_batch(
+            [prompt], max_new_tokens=max_new_tokens, seed=seed, truncate=truncate, progress=progress
+        )
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def explain_batch(
+        self,
+        prompts: list[str],
+        *,
+        max_new_tokens: int = 32,
+        seed: int | None = None,
+        truncate: bool = False,
+        progress: Callable[[str], None] | None = None,
+    ) -> list[Explanation | Exception]:
+        """Explain many answers: the deterministic stages per prompt, then ONE agent run over the
+        clusters of all of them (each LLM step is one backend call for the whole batch). A prompt
+        that fails gives its exception in its place and the others go on. `timings["agent"]` is
+        each case's share of the batched agent run."""
         step = progress or (lambda stage: None)
-        timings = {}
+        prepared: list[_Prepared | Exception] = []
+        for i, prompt in enumerate(prompts):
+            where = "" if len(prompts) == 1 else f" {i + 1}/{len(prompts)}"
+            try:
+                prepared.append(
+                    self._prepare(prompt, max_new_tokens, seed, truncate, lambda stage: step(stage + where))
+                )
+            except Exception as exc:  # noqa: BLE001 - one bad case must not stop the batch
+                prepared.append(exc)
+        ready = [p for p in prepared if isinstance(p, _Prepared)]
+        step("agent")
+        results = iter(self.agent.run_batch([p.facts[: self.max_llm_clusters] for p in ready]))
+        return [p if isinstance(p, Exception) else self._finish(p, next(results)) for p in prepared]
+
+    def _prepare(
+        self, prompt: str, max_new_tokens: int, seed: int | None, truncate: bool, step: Callable[[str], None]
+    ) -> _Prepared:
+        """The deterministic part: generate -> capture -> cluster -> faithfulness -> facts."""
+        timings: dict[str, float] = {}
 
         def timed(stage: str, fn):
             step(stage)
@@ -82,21 +133,25 @@ class Explainer:
         f0 = report.answer_probability
         deletion = {c.id: (f0, f0 - s.comprehensiveness) for c, s in zip(clustering.clusters, report.clusters) if s.tokens}
         facts = build_facts(record, clustering, deletion)
-        sent = facts[: self.max_llm_clusters]
-        result = timed("agent", lambda: self.agent.run(sent))
+        return _Prepared(record, clustering, report, facts, ranked[0].id, timings)
+
+    def _finish(self, prepared: _Prepared, result: AgentResult) -> Explanation:
+        """Template rationales for the clusters the LLM did not see, then the Explanation."""
+        facts = prepared.facts
         for f in facts[self.max_llm_clusters :]:
             result.rationales[f.id] = {
                 **template(f), "source": "template", "problems": [], "rounds": 0, "sent_to_llm": False,
             }
-        for f in sent:
+        for f in facts[: self.max_llm_clusters]:
             result.rationales[f.id]["sent_to_llm"] = True
         info = {
-            "scored_cluster": ranked[0].id,
+            "scored_cluster": prepared.scored_cluster,
             "capture": asdict(self.capture_config),
             "max_llm_clusters": self.max_llm_clusters,
-            "ablation": report.ablation,
+            "ablation": prepared.report.ablation,
         }
-        return Explanation(record, clustering, result, report.to_dict(), timings, info)
+        timings = {**prepared.timings, "agent": result.seconds}
+        return Explanation(prepared.record, prepared.clustering, result, prepared.report.to_dict(), timings, info)
 
     def close(self) -> None:
         self.backend.close()

@@ -1,0 +1,427 @@
+"""`attnlens annotate`: explain every (case, model) of a case file into a resumable run directory.
+
+    RUN/run.json                    dataset path + sha256, models, settings, prompt versions, created
+    RUN/explanations/<model>/<id>/  Explanation.save() (explanation.json + record/), info["case"] set
+    RUN/annotations.parquet         one row per finished (id, model), rewritten atomically per batch
+
+Cases run in batches: the deterministic stages per case, then one agent run over the clusters of
+the whole batch (every LLM step is one engine call for all of them). A row is finished when its
+explanation directory and its Parquet row both exist; re-running the same command skips finished
+rows and recomputes the rest, so a kill at any moment loses at most the batch in flight. A case
+that fails (an empty answer, an over-long prompt) becomes a row with `error` set; the batch goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from agent.backends import Backend, _one_line, get_backend
+from agent.explanation import Explanation
+from agent.graph import STEPS
+from agent.pipeline import Explainer
+from evaluation.cases import Case, CaseFileError, check_answer, load_cases
+from extraction.models import BUNDLED
+from prompts import versions
+
+RUN_FILE = "run.json"
+TABLE_FILE = "annotations.parquet"
+# Base models (no chat template) get the case file's question/answer frame (see data/README.md).
+BASE_FRAME = "Q: {prompt}\nA:"
+SCORES = ("comprehensiveness", "sufficiency", "random_comprehensiveness", "grounding", "answer_probability")
+STAGES = ("generate", "extract", "cluster", "evaluate", "agent", "save")
+# Means over layers and heads of the record's per-head statistics (extraction.ARRAYS).
+ATTENTION_STATS = {
+    "attn_sink_share": "head_sink",
+    "attn_entropy": "head_entropy",
+    "attn_distance": "head_distance",
+    "attn_prev_token": "head_prev",
+    "attn_topk_mass": "head_topk_mass",
+}
+# Settings that change what a row contains: a resumed run must use the same ones.
+RESUME_KEYS = ("max_new_tokens", "backend", "agent_model", "max_llm_clusters", "base_frame")
+
+ROW_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()), ("model", pa.string()), ("category", pa.string()), ("subcategory", pa.string()),
+        ("prompt", pa.string()), ("prompt_frame", pa.string()), ("answer", pa.string()),
+        ("correct", pa.bool_()), ("check_detail", pa.string()), ("evidence", pa.list_(pa.string())),
+        ("n_prompt_tokens", pa.int32()), ("n_user_tokens", pa.int32()), ("n_answer_tokens", pa.int32()),
+        *((name, pa.float64()) for name in ATTENTION_STATS),
+        ("graph_sink_share", pa.float64()), ("graph_threshold", pa.float64()), ("graph_resolution", pa.float64()),
+        ("graph_modularity", pa.float64()), ("graph_edges", pa.int32()), ("n_clusters", pa.int32()),
+        ("clusters", pa.string()),
+        *((f"score_{name}", pa.float64()) for name in SCORES),
+        ("score_cluster_id", pa.int32()),
+        ("llm_calls", pa.int32()), ("llm_tokens", pa.int32()), ("template_rationales", pa.int32()),
+        *((f"timings_{stage}", pa.float64()) for stage in STAGES),
+        ("timings_total", pa.float64()),
+        ("prompt_versions", pa.string()), ("error", pa.string()), ("explanation_dir", pa.string()),
+        ("finished_at", pa.timestamp("ms", tz="UTC")),
+    ]
+)
+
+
+class AnnotateError(ValueError):
+    """The run cannot start as asked: a bad dataset, an unknown or encoder model, a clashing run."""
+
+
+# --------------------------------------------------------------------------- cases
+
+
+def read_dataset(path: str | Path) -> tuple[list[Case], str]:
+    """The validated cases and the file's sha256; a missing or malformed file is one AnnotateError."""
+    path = Path(path)
+    if not path.is_file():
+        raise AnnotateError(f"dataset {str(path)!r} does not exist or is not a file")
+    try:
+        cases = load_cases(path)
+    except CaseFileError as exc:
+        raise AnnotateError(str(exc).splitlines()[0]) from None
+    except UnicodeDecodeError as exc:
+        raise AnnotateError(f"{path}: not UTF-8 text: {exc}") from None
+    if not cases:
+        raise AnnotateError(f"dataset {str(path)!r} holds no cases")
+    return cases, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def stratified_sample(cases: Sequence[Case], n: int) -> list[Case]:
+    """`n` cases spread evenly over the (category, subcategory) groups, evenly spaced inside each
+    group, in file order. Deterministic: the same file and `n` always give the same cases."""
+    by_group: dict[tuple[str, str], list[Case]] = {}
+    for case in cases:
+        by_group.setdefault((case.category, case.subcategory), []).append(case)
+    # visit the groups interleaved across categories (each category's 1st subcategory, then its
+    # 2nd, ...), so that a remainder, or an n below the number of groups, spreads over categories
+    rank = {}
+    for category, subcategory in by_group:
+        rank[(category, subcategory)] = sum(c == category for c, _ in rank)
+    categories = list(dict.fromkeys(c for c, _ in by_group))
+    groups = {g: by_group[g] for g in sorted(by_group, key=lambda g: (rank[g], categories.index(g[0])))}
+    quota = {g: 0 for g in groups}
+    left = min(n, len(cases))
+    while left:  # round-robin over the groups that still have cases to give
+        for g, members in groups.items():
+            if left and quota[g] < len(members):
+                quota[g] += 1
+                left -= 1
+    chosen = set()
+    for g, members in groups.items():
+        k = quota[g]
+        chosen.update(members[(2 * j + 1) * len(members) // (2 * k)].id for j in range(k))
+    return [c for c in cases if c.id in chosen]
+
+
+def select_cases(cases: Sequence[Case], limit: int | None = None, sample: int | None = None) -> list[Case]:
+    """`limit`: the first N cases; `sample`: N stratified cases (stratified_sample); neither: all."""
+    if limit is not None and sample is not None:
+        raise AnnotateError("use --limit or --sample, not both")
+    if limit is not None:
+        return list(cases[:limit])
+    if sample is not None:
+        return stratified_sample(cases, sample)
+    return list(cases)
+
+
+def model_name(model: str) -> str:
+    """The name a model's rows and explanations are filed under (as `load_model` names it)."""
+    return model if model in BUNDLED else os.path.basename(model.rstrip("/"))
+
+
+def check_models(models: Sequence[str]) -> None:
+    """Refuse unknown names and encoders before anything starts (an encoder has no answer to explain)."""
+    if not models:
+        raise AnnotateError("no model given")
+    for model in models:
+        if model in BUNDLED:
+            if BUNDLED[model].kind == "encoder":
+                raise AnnotateError(
+                    f"{model} is an encoder: it gives no answer to explain, so annotate refuses it "
+                    "(use `attnlens extract` for an encoder's attention)"
+                )
+        elif not Path(model).expanduser().is_dir():
+            raise AnnotateError(f"unknown model {model!r}: not a bundled model ({', '.join(BUNDLED)}), not a local folder")
+    if len({model_name(m) for m in models}) < len(models):
+        raise AnnotateError(f"models {list(models)} repeat a name")
+
+
+# --------------------------------------------------------------------------- the run directory
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, write: Callable[[object], None]) -> None:
+    """Write through `write(file)` to a temporary file, fsync it, then os.replace it into place:
+    a reader (or a kill) sees the old file or the new one, never a part."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        write(fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+@dataclass
+class RunStore:
+    """A run directory: its settings, its finished rows, and atomic writes of both."""
+
+    root: Path
+    table: pa.Table = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        path = self.root / TABLE_FILE
+        self.table = pq.read_table(path, schema=ROW_SCHEMA) if path.exists() else ROW_SCHEMA.empty_table()
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """One annotate process per run directory (the lock dies with its process, even on kill -9)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "w") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise AnnotateError(f"another attnlens annotate is writing {self.root}") from None
+            yield
+
+    def settle(self, meta: dict) -> dict:
+        """Write run.json for a new run, or check a resumed run's dataset and settings against it
+        (then add any new models). Returns the run.json now on disk."""
+        path = self.root / RUN_FILE
+        if path.exists():
+            old = json.loads(path.read_text())
+            clashes = [k for k in RESUME_KEYS if old["settings"].get(k) != meta["settings"].get(k)]
+            if old["dataset"]["sha256"] != meta["dataset"]["sha256"]:
+                clashes.insert(0, "dataset (sha256)")
+            if clashes:
+                raise AnnotateError(
+                    f"{self.root} was annotated with a different {', '.join(clashes)}: "
+                    "re-run with the same settings to resume, or use a new --out"
+                )
+            meta = {**old, "models": list(dict.fromkeys(old["models"] + meta["models"])), "updated": meta["created"]}
+        body = json.dumps(meta, indent=1).encode()
+        write_atomic(path, lambda fh: fh.write(body))
+        return meta
+
+    def finished(self, model: str, ids: set[str], retry_errors: bool = False) -> set[str]:
+        """Which of `ids` have a finished row for `model`. Their rows whose explanation directory
+        is gone (and, with `retry_errors`, their failed rows) are dropped, to be recomputed."""
+        keep = []
+        for row in self.table.select(["id", "model", "error", "explanation_dir"]).to_pylist():
+            stale = row["model"] == model and row["id"] in ids and (
+                row["error"] is not None and retry_errors
+                or row["error"] is None and not (self.root / (row["explanation_dir"] or "") / "explanation.json").is_file()
+            )
+            keep.append(not stale)
+        self.table = self.table.filter(pa.array(keep, pa.bool_()))
+        return {r["id"] for r in self.table.select(["id", "model"]).to_pylist() if r["model"] == model} & ids
+
+    def explanation_dir(self, model: str, case_id: str) -> Path:
+        return self.root / "explanations" / model / case_id
+
+    def save_explanation(self, explanation: Explanation, model: str, case_id: str) -> str:
+        """Save into a scratch directory, then rename it into place; returns the path relative to RUN."""
+        final = self.explanation_dir(model, case_id)
+        scratch = final.with_name(f".{case_id}.partial")
+        shutil.rmtree(scratch, ignore_errors=True)
+        explanation.save(scratch)
+        if final.exists():  # left by a run killed before its row was written: recomputed now
+            shutil.rmtree(final)
+        scratch.rename(final)
+        return str(final.relative_to(self.root))
+
+    def add(self, rows: list[dict]) -> None:
+        """Append finished rows and rewrite annotations.parquet atomically."""
+        if not rows:
+            return
+        self.table = pa.concat_tables([self.table, pa.Table.from_pylist(rows, schema=ROW_SCHEMA)])
+        write_atomic(self.root / TABLE_FILE, lambda fh: pq.write_table(self.table, fh))
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def _base_row(case: Case, model: str, frame: str) -> dict:
+    return {
+        "id": case.id, "model": model, "category": case.category, "subcategory": case.subcategory,
+        "prompt": case.prompt, "prompt_frame": frame, "evidence": list(case.evidence),
+        "prompt_versions": json.dumps(versions(*STEPS), sort_keys=True),
+        "finished_at": datetime.now(timezone.utc),
+    }
+
+
+def error_row(case: Case, model: str, frame: str, exc: BaseException) -> dict:
+    return {**_base_row(case, model, frame), "error": _one_line(exc)}
+
+
+def explanation_row(
+    case: Case, model: str, frame: str, explanation: Explanation, directory: str, save_seconds: float
+) -> dict:
+    """The explanation's JSON contract flattened, with the case's metadata and verdict."""
+    timings = {**explanation.timings, "save": save_seconds}
+    data = explanation.to_json()
+    record, case_info = explanation.record, explanation.info["case"]
+    gen = explanation.generation
+    graph = data["graph"]
+    clusters = data["clusters"]
+    return {
+        **_base_row(case, model, frame),
+        "answer": gen.answer,
+        "correct": case_info["correct"],
+        "check_detail": case_info["check_detail"],
+        "n_prompt_tokens": gen.answer_start,
+        "n_user_tokens": sum(t.segment == "user" for t in gen.tokens),
+        "n_answer_tokens": len(gen.answer_indices),
+        **{name: float(record[array].mean()) for name, array in ATTENTION_STATS.items() if array in record},
+        "graph_sink_share": graph["sink_share"],
+        "graph_threshold": graph["threshold"],
+        "graph_resolution": graph["resolution"],
+        "graph_modularity": graph["modularity"],
+        "graph_edges": graph["edges"],
+        "n_clusters": len(clusters),
+        "clusters": json.dumps(clusters),
+        **{f"score_{name}": float(data["scores"][name]) for name in SCORES},
+        "score_cluster_id": data["scores"]["cluster_id"],
+        "llm_calls": data["agent"]["llm_calls"],
+        "llm_tokens": data["agent"]["generated_tokens"],
+        "template_rationales": sum(c["source"] == "template" for c in clusters),
+        **{f"timings_{stage}": timings.get(stage) for stage in STAGES},
+        "timings_total": sum(timings.values()),
+        "prompt_versions": json.dumps(data["agent"]["prompt_versions"], sort_keys=True),
+        "error": None,
+        "explanation_dir": directory,
+    }
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class ModelSummary:
+    model: str
+    cases: int  # selected
+    skipped: int  # already finished before this process
+    done: int  # finished by this process
+    errors: int  # of those, rows with an error
+    seconds: float  # wall time of this process on this model (model loading included)
+
+    @property
+    def seconds_per_case(self) -> float:
+        return self.seconds / self.done if self.done else 0.0
+
+
+def annotate(
+    dataset: str | Path,
+    out: str | Path,
+    models: Sequence[str] = ("smollm2-135m",),
+    *,
+    limit: int | None = None,
+    sample: int | None = None,
+    batch_size: int = 8,
+    max_new_tokens: int = 32,
+    backend: str | Backend = "auto",
+    agent_model: str = "smollm2-135m",
+    max_llm_clusters: int = 4,
+    retry_errors: bool = False,
+    progress: Callable[[str, int, int, str], None] | None = None,
+) -> list[ModelSummary]:
+    """Annotate the selected cases on every model into `out` (see the module docstring).
+    `progress(model, finished, total, stage)` is called as work goes on."""
+    if batch_size < 1:
+        raise AnnotateError("the batch size must be at least 1")
+    cases, sha = read_dataset(dataset)
+    selected = select_cases(cases, limit, sample)
+    check_models(models)
+    store = RunStore(Path(out))
+    backend_name = backend if isinstance(backend, str) else backend.name
+    settings = {
+        "max_new_tokens": max_new_tokens, "backend": backend_name, "agent_model": agent_model,
+        "max_llm_clusters": max_llm_clusters, "batch_size": batch_size, "base_frame": BASE_FRAME,
+    }
+    meta = {
+        "dataset": {"path": str(Path(dataset).resolve()), "sha256": sha, "cases": len(cases)},
+        "models": [model_name(m) for m in models],
+        "settings": settings,
+        "prompt_versions": versions(*STEPS),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    report = progress or (lambda *args: None)
+    summaries = []
+    with store.locked():
+        store.settle(meta)
+        ids = {c.id for c in selected}
+        todo = {}
+        for m in models:
+            done_ids = store.finished(model_name(m), ids, retry_errors)
+            todo[m] = [c for c in selected if c.id not in done_ids]
+        agent_backend = None
+        try:
+            for model in models:
+                name, pending = model_name(model), todo[model]
+                skipped = len(selected) - len(pending)
+                report(name, skipped, len(selected), "finished" if not pending else "loading")
+                started = time.perf_counter()
+                done = errors = 0
+                if pending:
+                    if agent_backend is None:  # started only when there is work: a finished run resumes at once
+                        agent_backend = get_backend(backend, model=agent_model) if isinstance(backend, str) else backend
+                    explainer = Explainer(model, agent_backend, agent_model=agent_model, max_llm_clusters=max_llm_clusters)
+                    frame = "chat_template" if explainer.lm.has_chat_template else BASE_FRAME
+                    for i in range(0, len(pending), batch_size):
+                        batch = pending[i : i + batch_size]
+                        finished = skipped + done
+                        rows = _run_batch(explainer, store, name, frame, batch, max_new_tokens,
+                                          lambda stage: report(name, finished, len(selected), stage))
+                        store.add(rows)
+                        done += len(rows)
+                        errors += sum(r["error"] is not None for r in rows)
+                        report(name, skipped + done, len(selected), "batch written")
+                    del explainer
+                summaries.append(ModelSummary(name, len(selected), skipped, done, errors, time.perf_counter() - started))
+        finally:
+            if agent_backend is not None and isinstance(backend, str):
+                agent_backend.close()
+    return summaries
+
+
+def _run_batch(
+    explainer: Explainer, store: RunStore, model: str, frame: str, batch: list[Case], max_new_tokens: int,
+    step: Callable[[str], None],
+) -> list[dict]:
+    """Explain one batch (one agent run for all of it), save each explanation, return the rows."""
+    prompts = [c.prompt if frame == "chat_template" else frame.format(prompt=c.prompt) for c in batch]
+    results = explainer.explain_batch(prompts, max_new_tokens=max_new_tokens, progress=step)
+    rows = []
+    step("save")
+    for case, result in zip(batch, results):
+        if isinstance(result, Exception):
+            rows.append(error_row(case, model, frame, result))
+            continue
+        started = time.perf_counter()
+        verdict = check_answer(case, result.generation.answer)
+        result.info["case"] = {
+            "id": case.id, "category": case.category, "subcategory": case.subcategory,
+            "evidence": list(case.evidence), "correct": verdict.passed, "check_detail": verdict.detail,
+        }
+        directory = store.save_explanation(result, model, case.id)
+        rows.append(explanation_row(case, model, frame, result, directory, time.perf_counter() - started))
+    return rows

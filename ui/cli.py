@@ -248,6 +248,151 @@ def demo(
         )
 
 
+@app.command()
+def annotate(
+    dataset: Path = typer.Option(..., "--dataset", help="the case file (JSONL, see data/README.md)"),
+    out_dir: Path = typer.Option(..., "--out", help="the run directory; re-running the same command resumes"),
+    model: list[str] = typer.Option(["smollm2-135m"], "--model", "-m", help="subject model (repeatable)"),
+    limit: int | None = typer.Option(None, min=1, help="only the first N cases"),
+    sample: int | None = typer.Option(None, min=1, help="N cases spread evenly over all subcategories"),
+    batch_size: int = typer.Option(8, min=1, help="cases per batch (the agent's LLM steps run batched)"),
+    max_new_tokens: int = typer.Option(32, min=1),
+    backend: str = typer.Option("auto", help="agent LLM backend: auto | vllm | vllm-server | transformers"),
+    agent_model: str = typer.Option("smollm2-135m", help="the model that writes the rationales"),
+    max_llm_clusters: int = typer.Option(4, min=0, help="clusters per case the LLM writes for (the rest: templates)"),
+    retry_errors: bool = typer.Option(False, help="also recompute the cases whose row records an error"),
+) -> None:
+    """Explain every case of a dataset on every model into a resumable run (Parquet + safetensors)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from agent.annotate import annotate as run_annotate
+
+    _quiet_transformers()
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    columns = (
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+        TextColumn("{task.fields[stage]}"),
+    )
+    # speed over the whole run: rows arrive a batch at a time, minutes apart
+    with Progress(*columns, console=err, speed_estimate_period=24 * 3600) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(name: str, finished: int, total: int, stage: str) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=total, completed=finished, rate="", stage="")
+            task = bar.tasks[tasks[name]]
+            bar.update(tasks[name], completed=finished, stage=stage)
+            if task.speed:
+                bar.update(tasks[name], rate=f"{task.speed:.2f} cases/s")
+
+        summaries = run_annotate(
+            dataset, out_dir, model, limit=limit, sample=sample, batch_size=batch_size,
+            max_new_tokens=max_new_tokens, backend=backend, agent_model=agent_model,
+            max_llm_clusters=max_llm_clusters, retry_errors=retry_errors, progress=progress,
+        )
+    for s in summaries:
+        out.print(
+            f"{s.model}: {s.cases} cases, {s.skipped} already done, {s.done} annotated now ({s.errors} with errors) "
+            f"in {s.seconds:.0f} s" + (f", {s.seconds_per_case:.1f} s per case" if s.done else ""),
+            soft_wrap=True,
+        )
+    out.print(f"run: {out_dir} (annotations.parquet, explanations/)")
+
+
+@app.command()
+def evaluate(
+    run: Path = typer.Option(..., "--run", help="an annotated run (annotations.parquet) or a folder of `explain --out` folders"),
+    out_dir: Path | None = typer.Option(None, "--out", help="where report.md, metrics.json and the plots go (default: RUN/evaluation)"),
+    ablation: str = typer.Option("both", help="deletion | knockout | both"),
+    draws: int = typer.Option(3, min=1, help="random rankings per case (the random baseline)"),
+    max_batch: int = typer.Option(32, min=1, help="ablated inputs per forward pass"),
+    grounding: int = typer.Option(0, min=0, help="judge up to N rationales with ragas Faithfulness (slow: a few s each)"),
+    backend: str = typer.Option("auto", help="the grounding judge's backend: auto | vllm | transformers"),
+    study_db: Path | None = typer.Option(None, help="a study database to summarise (default: the serve default, if present)"),
+    limit: int | None = typer.Option(None, min=1, help="only the first N explanations, interleaved over categories and models"),
+    threads: int | None = typer.Option(None, min=1, help="torch threads (default: every core; 1 is faster on a busy machine)"),
+) -> None:
+    """Score every explanation of a run (faithfulness, plausibility, complexity, grounding, signatures) and write a report."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from evaluation.report import evaluate as run_evaluate
+    from evaluation.suite import SuiteConfig
+
+    _quiet_transformers()
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    if ablation not in ("deletion", "knockout", "both"):
+        raise click.BadParameter("use deletion, knockout or both", param_hint="--ablation")
+    config = SuiteConfig(("deletion", "knockout") if ablation == "both" else (ablation,), random_draws=draws, max_batch=max_batch)
+    if study_db is None:
+        from ui.study import study_db as default_study_db
+
+        study_db = default_study_db(None)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[case]}"))  # fmt: skip
+    with Progress(*columns, console=err) as bar:
+        task = bar.add_task("evaluating", total=None, case="")
+
+        def progress(key: str, finished: int, total: int) -> None:
+            bar.update(task, total=total, completed=finished, case=key)
+
+        with contextlib.ExitStack() as stack:
+            if grounding:
+                stack.enter_context(stdout_to_stderr())  # vLLM's logs
+            folder = run_evaluate(
+                run, out_dir, config, grounding_limit=grounding, backend=backend, study_db=study_db, limit=limit,
+                progress=progress,
+            )
+    out.print(f"report: {folder / 'report.md'} (metrics.json and plots beside it)")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="interface to bind (0.0.0.0 exposes the app to the network)"),
+    port: int = typer.Option(7860, min=1, max=65535),
+    model: list[str] | None = typer.Option(None, "--model", "-m", help="subject models in the picker (default: the bundled chat/base models)"),
+    backend: str = typer.Option("auto", help="agent LLM backend: auto | vllm | vllm-server | transformers"),
+    agent_model: str = typer.Option("smollm2-135m", help="the model that writes the rationales"),
+    server_url: str | None = typer.Option(None, help="an existing vLLM server (with --backend vllm-server)"),
+    data_dir: Path | None = typer.Option(None, help="study data directory (default: <cache>/study)"),
+    max_new_tokens: int = typer.Option(32, min=1, max=128, help="default answer length in the settings panel"),
+    max_llm_clusters: int = typer.Option(4, min=0, help="clusters per explanation the LLM writes for (the rest: templates)"),
+) -> None:
+    """Start the Gradio app: chat, "why did you say this?", attention views, study mode, /explain API."""
+    from ui.app import build_app, launch
+
+    _quiet_transformers()
+    demo = build_app(
+        models=model or None, backend_name=backend, agent_model=agent_model, server_url=server_url,
+        data_dir=data_dir, max_new_tokens=max_new_tokens, max_llm_clusters=max_llm_clusters,
+    )
+    err.print(f"attnlens: serving on http://{host}:{port} (the models start on the first question; Ctrl+C stops)")
+    try:
+        launch(demo, host, port)
+    finally:
+        demo.service.close()
+
+
+study_app = typer.Typer(no_args_is_help=True, help="Study mode's ratings (stored in SQLite).")
+app.add_typer(study_app, name="study")
+
+
+@study_app.command("export")
+def study_export(
+    out_file: Path = typer.Option(..., "--out", help="the CSV file to write"),
+    data_dir: Path | None = typer.Option(None, help="study data directory (default: <cache>/study)"),
+) -> None:
+    """Export every study rating to CSV."""
+    from ui.study import export_csv, study_db
+
+    db = study_db(data_dir)
+    count = export_csv(db, out_file)
+    out.print(f"{count} ratings from {db} written to {out_file}")
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(ctx: typer.Context, name: str = typer.Argument(..., help="extraction | clustering | explain | evaluate")) -> None:
     """Run a benchmark and print its table (--json for JSON); extra options go to the benchmark."""
@@ -257,18 +402,21 @@ def bench(ctx: typer.Context, name: str = typer.Argument(..., help="extraction |
     raise typer.Exit(importlib.import_module(f"benchmarks.{name}").main(list(ctx.args)))
 
 
-BENCHMARKS = ("extraction", "clustering", "explain", "evaluate")
+BENCHMARKS = ("extraction", "clustering", "explain", "evaluate", "annotate", "tools")
 
 
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 2."""
+    from agent.annotate import AnnotateError
     from agent.backends import BackendError
     from evaluation.faithfulness import FaithfulnessError
+    from evaluation.report import RunError
     from extraction import CaptureError, InputError, ModelError, RecordError
+    from ui.study import StudyError
 
     user_errors = (
-        BackendError, CaptureError, FaithfulnessError, InputError, ModelError, RecordError,
-        FileNotFoundError, PermissionError,
+        AnnotateError, BackendError, CaptureError, FaithfulnessError, InputError, ModelError, RecordError,
+        RunError, StudyError, FileNotFoundError, PermissionError,
     )
     try:
         rc = app(standalone_mode=False)

@@ -37,13 +37,15 @@ MAX_TOKENS = 256  # per judge call
 
 def bounded_schema(schema: dict, max_items: int = MAX_ITEMS, max_chars: int = MAX_CHARS) -> dict:
     """A copy of a JSON schema with every array and string bounded: a small model otherwise runs
-    until the token limit and the JSON is cut off (FACTS.md)."""
+    until the token limit and the JSON is cut off (FACTS.md), or answers every step with an
+    empty list (no statements: no score)."""
     schema = copy.deepcopy(schema)
 
     def visit(node):
         if isinstance(node, dict):
-            if node.get("type") == "array":
+            if node.get("type") == "array":  # ragas never expects an empty list back
                 node.setdefault("maxItems", max_items)
+                node.setdefault("minItems", 1)
             if node.get("type") == "string" and "enum" not in node:
                 node.setdefault("maxLength", max_chars)
             for value in node.values():
@@ -151,7 +153,9 @@ class GroundingJudge:
         }
         facts = {f.id: f for f in build_facts(explanation.record, explanation.clustering, deletion)}
         out = []
-        for cid, rationale in explanation.agent.rationales.items():
+        # the LLM's own rationales first: templates restate the evidence by construction
+        ordered = sorted(explanation.agent.rationales.items(), key=lambda kv: kv[1]["source"] != "llm")
+        for cid, rationale in ordered:
             if not rationale.get("sent_to_llm", True) or cid not in facts:
                 continue
             if limit is not None and len(out) >= limit:

@@ -150,8 +150,9 @@ def run_suites(
     return [r for k, r in done.items() if k in keys]
 
 
-def run_grounding(items: list[RunItem], out: Path, backend, limit: int) -> list[dict]:
-    """ragas grounding of up to `limit` rationales (in run order), resumable like the suites."""
+def run_grounding(items: list[RunItem], out: Path, backend: Callable[[], object], limit: int) -> list[dict]:
+    """ragas grounding of up to `limit` rationales (in run order), resumable like the suites.
+    `backend` makes the judge's LLM backend, called only if a rationale is left to judge."""
     from agent.explanation import Explanation
     from evaluation.grounding import GroundingJudge
 
@@ -164,7 +165,7 @@ def run_grounding(items: list[RunItem], out: Path, backend, limit: int) -> list[
             break
         if item.key in seen:
             continue
-        judge = judge or GroundingJudge(backend)
+        judge = judge or GroundingJudge(backend())
         try:
             grounded = judge.explanation(Explanation.load(item.path), limit=limit - len(rows))
         except Exception as exc:  # noqa: BLE001
@@ -400,14 +401,16 @@ def _model_tests(ok: list[dict], models: list[str]) -> list[dict]:
 
 
 def _best_source(ok: list[dict], ablations: list[str]) -> dict:
-    """Per model, category and ablation: mean AOPC comprehensiveness (ERASER bins) of every source."""
+    """Per model, category and ablation: mean AOPC comprehensiveness (ERASER bins) of every source,
+    and the best one other than leave-one-out."""
     out: dict = {}
     for model in sorted({r["model"] for r in ok}):
         for cat in sorted({r["category"] for r in ok if r["model"] == model}):
             rs = [r for r in ok if r["model"] == model and r["category"] == cat]
             for ablation in ablations:
                 means = {s: _estimate(_values(rs, _faith(ablation, s, "aopc_comprehensiveness_eraser"))) for s in SOURCES}
-                ranked = sorted((s for s in means if means[s]["n"]), key=lambda s: -means[s]["mean"])
+                # LOO ranks by the very drops comprehensiveness measures: the reference, not a contender
+                ranked = sorted((s for s in means if means[s]["n"] and s != "loo"), key=lambda s: -means[s]["mean"])
                 out.setdefault(model, {}).setdefault(cat, {})[ablation] = {"best": ranked[0] if ranked else None, "means": means}
     return out
 
@@ -433,11 +436,17 @@ def evaluate(
     if grounding_limit > 0:
         from agent.backends import get_backend
 
-        judge_backend = get_backend(backend, model="smollm2-135m")
+        started: list = []
+
+        def judge_backend():
+            started.append(get_backend(backend, model="smollm2-135m"))
+            return started[0]
+
         try:
             grounding = run_grounding(items, out, judge_backend, grounding_limit)
         finally:
-            judge_backend.close()
+            for b in started:
+                b.close()
     models = sorted({r["model"] for r in rows if not r.get("error")})
     ind = induction(models, out)
     study = None

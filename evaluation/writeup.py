@@ -139,7 +139,8 @@ def report(m: dict, figures: dict) -> str:
         lines += ["Each category against the rest (only tests with p (Holm) < 0.05 shown):", ""]
         lines += _tests(significant, "category") if significant else ["None.", ""]
     lines += ["## Which source is most faithful, per category", "",
-              "Mean AOPC comprehensiveness (ERASER bins) per source; the best source is named.", ""]  # fmt: skip
+              "Mean AOPC comprehensiveness (ERASER bins) per source; `best` names the highest apart from "
+              "leave-one-out, which ranks tokens by the very drops this measures (the reference).", ""]  # fmt: skip
     rows = []
     for model, cats in m["best_source_by_category"].items():
         for cat, by_ablation in cats.items():

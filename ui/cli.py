@@ -393,16 +393,16 @@ def study_export(
     out.print(f"{count} ratings from {db} written to {out_file}")
 
 
+BENCHMARKS = ("extraction", "clustering", "explain", "evaluate", "annotate", "tools")
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def bench(ctx: typer.Context, name: str = typer.Argument(..., help="extraction | clustering | explain | evaluate")) -> None:
+def bench(ctx: typer.Context, name: str = typer.Argument(..., help=" | ".join(BENCHMARKS))) -> None:
     """Run a benchmark and print its table (--json for JSON); extra options go to the benchmark."""
     _quiet_transformers()
     if name not in BENCHMARKS:
         raise click.UsageError(f"unknown benchmark {name!r}; available: {', '.join(BENCHMARKS)}")
     raise typer.Exit(importlib.import_module(f"benchmarks.{name}").main(list(ctx.args)))
-
-
-BENCHMARKS = ("extraction", "clustering", "explain", "evaluate", "annotate", "tools")
 
 
 def main() -> None:

@@ -326,6 +326,9 @@ class TestVLLMServer:
 class TestVLLM:
     @pytest.fixture
     def backend(self, vllm_backend):
+        # the server class above shuts the session engine down when an earlier module started it
+        # (to free its memory); an open backend restarts it on use, as here
+        vllm_backend._live_engine()
         return vllm_backend
 
     def test_auto_picks_vllm_and_shares_the_engine(self, backend):

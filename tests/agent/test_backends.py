@@ -138,7 +138,14 @@ def engine_cores() -> list:
     """The in-process engine's EngineCore subprocesses still running."""
     import psutil
 
-    return [p for p in psutil.Process().children(recursive=True) if "EngineCore" in " ".join(p.cmdline() or [p.name()])]
+    running = []
+    for p in psutil.Process().children(recursive=True):
+        try:  # a killed core not yet reaped is a zombie: it has exited
+            if p.status() != psutil.STATUS_ZOMBIE and "EngineCore" in " ".join(p.cmdline() or [p.name()]):
+                running.append(p)
+        except psutil.NoSuchProcess:  # gone meanwhile (ZombieProcess is one too)
+            continue
+    return running
 
 
 def group_alive(pgid: int) -> bool:

@@ -20,6 +20,14 @@ from extraction import AttentionRecord, CaptureConfig, InputError, capture, gene
 from extraction.loading import LoadedModel
 
 
+def scored_cluster(generation, clustering: Clustering) -> int:
+    """The cluster an explanation is scored by: the most important one with user (prompt) tokens
+    to remove (the top one may be all template or answer), else the top one."""
+    user = {t.index for t in generation.tokens if t.segment == "user"}
+    ranked = [c for c in clustering.clusters if user & set(c.tokens)] or clustering.clusters[:1]
+    return ranked[0].id if ranked else 0
+
+
 @dataclass
 class _Prepared:
     """One case after its deterministic stages, waiting for the (batched) agent."""
@@ -120,11 +128,9 @@ class Explainer:
             raise InputError("the model's answer is empty: there is nothing to explain")
         record = timed("extract", lambda: capture(self.lm, gen, self.capture_config))
         clustering = timed("cluster", lambda: cluster(record, self.cluster_config))
-        # The random baseline is drawn at the size of the first cluster given: put first the most
-        # important cluster that has prompt tokens to remove (the top one may be all template/answer).
-        user = {t.index for t in gen.tokens if t.segment == "user"}
-        ranked = [c for c in clustering.clusters if user & set(c.tokens)] or clustering.clusters[:1]
-        order = [ranked[0].id] + [c.id for c in clustering.clusters if c.id != ranked[0].id]
+        # The random baseline is drawn at the size of the first cluster given: put the scored one first.
+        scored = scored_cluster(gen, clustering)
+        order = [scored] + [c.id for c in clustering.clusters if c.id != scored]
         report = timed(
             "evaluate",
             lambda: cluster_faithfulness(self.lm, gen, [clustering.clusters[i].tokens for i in order]),
@@ -133,7 +139,7 @@ class Explainer:
         f0 = report.answer_probability
         deletion = {c.id: (f0, f0 - s.comprehensiveness) for c, s in zip(clustering.clusters, report.clusters) if s.tokens}
         facts = build_facts(record, clustering, deletion)
-        return _Prepared(record, clustering, report, facts, ranked[0].id, timings)
+        return _Prepared(record, clustering, report, facts, scored, timings)
 
     def _finish(self, prepared: _Prepared, result: AgentResult) -> Explanation:
         """Template rationales for the clusters the LLM did not see, then the Explanation."""

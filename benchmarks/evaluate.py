@@ -52,6 +52,7 @@ def _numbers(result) -> list[float]:
 def run(n_cases: int, ablations: list[str], threads: int, max_batch: int, draws: int) -> dict:
     import torch
 
+    from agent.pipeline import scored_cluster
     from clustering import cluster
     from evaluation.suite import SuiteConfig, score_case
     from extraction import CaptureConfig, capture, generate, load_model
@@ -72,8 +73,7 @@ def run(n_cases: int, ablations: list[str], threads: int, max_batch: int, draws:
             continue
         record = capture(lm, g, CaptureConfig())
         clustering = cluster(record)
-        user = {t.index for t in g.tokens if t.segment == "user"}
-        scored = next((i for i, c in enumerate(clustering.clusters) if user & set(c.tokens)), 0)
+        scored = scored_cluster(g, clustering)
         prepare_s = time.perf_counter() - t0
         results = {}
         for mode in list(modes) if j % 2 == 0 else list(reversed(modes)):

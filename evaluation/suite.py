@@ -22,7 +22,9 @@ import numpy as np
 
 from evaluation import signatures
 from evaluation.faithfulness import ABLATIONS, compare
-from evaluation.importance import cluster_importance, gradient_x_input, last_layer_attention, mean_attention, rollout_attention
+from evaluation.importance import (
+    cluster_importance, gradient_x_input, last_layer_attention, mean_attention, random_importance, rollout_attention,
+)
 from evaluation.plausibility import complexity, evidence_tokens, plausibility
 from clustering import Clustering
 from extraction.loading import LoadedModel
@@ -159,7 +161,7 @@ def score_case(
         result.seconds[ablation] = time.perf_counter() - started
         if loo is None:
             loo = np.asarray(any_report.loo)
-    everything = {**vectors, "loo": loo, "random": np.random.default_rng(config.seed).random(len(loo))}
+    everything = {**vectors, "loo": loo, "random": random_importance(gen, config.seed).numpy()}
     for name, v in everything.items():
         result.complexity[name] = {k: _finite(x) for k, x in complexity(v).items()}
     marked = sorted(evidence_tokens(gen, evidence)) if evidence else []

@@ -382,7 +382,8 @@ def annotate(
                 started = time.perf_counter()
                 done = errors = 0
                 if pending:
-                    if agent_backend is None:  # started only when there is work: a finished run resumes at once
+                    if agent_backend is None and max_llm_clusters > 0:  # only when there is LLM work:
+                        # a finished run resumes at once, and a templates-only run never starts an engine
                         agent_backend = get_backend(backend, model=agent_model) if isinstance(backend, str) else backend
                     explainer = Explainer(model, agent_backend, agent_model=agent_model, max_llm_clusters=max_llm_clusters)
                     frame = "chat_template" if explainer.lm.has_chat_template else BASE_FRAME

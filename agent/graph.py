@@ -57,7 +57,8 @@ class AgentResult:
 class RationaleAgent:
     """Writes one checked rationale per cluster with a schema-constrained LLM backend."""
 
-    def __init__(self, backend: Backend, max_rounds: int = 2, temperature: float = 0.0, seed: int = 0):
+    def __init__(self, backend: Backend | None, max_rounds: int = 2, temperature: float = 0.0, seed: int = 0):
+        """`backend` None: only cases with no clusters for the LLM can run (templates only)."""
         self.backend, self.max_rounds, self.temperature, self.seed = backend, max_rounds, temperature, seed
         self.calls = 0
         self.tokens = 0
@@ -75,7 +76,10 @@ class RationaleAgent:
         self._facts = {_key(b, f.id): f for b, facts in enumerate(cases) for f in facts}
         self._case_calls = [0] * len(cases)
         self._case_tokens = [0] * len(cases)
-        state = self.graph.invoke({"pending": list(self._facts)}, {"recursion_limit": 10 + 3 * self.max_rounds})
+        if self._facts:
+            state = self.graph.invoke({"pending": list(self._facts)}, {"recursion_limit": 10 + 3 * self.max_rounds})
+        else:  # nothing for the LLM (e.g. --max-llm-clusters 0): no backend is needed
+            state = {"final": {}, "history": []}
         seconds = time.perf_counter() - started
         results = [
             AgentResult(
@@ -83,7 +87,8 @@ class RationaleAgent:
                 llm_calls=self._case_calls[b], generated_tokens=self._case_tokens[b],
                 seconds=seconds / max(1, len(cases)),
                 info={
-                    "backend": self.backend.name, "model": self.backend.model, "max_rounds": self.max_rounds,
+                    "backend": getattr(self.backend, "name", None), "model": getattr(self.backend, "model", None),
+                    "max_rounds": self.max_rounds,
                     "batch_cases": len(cases),
                 },
             )

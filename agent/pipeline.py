@@ -44,7 +44,7 @@ class Explainer:
     def __init__(
         self,
         model: str = "smollm2-135m",
-        backend: str | Backend = "auto",
+        backend: str | Backend | None = "auto",  # None: templates only (max_llm_clusters=0)
         agent_model: str = "smollm2-135m",
         max_llm_clusters: int = 4,
         max_rounds: int = 2,
@@ -53,6 +53,8 @@ class Explainer:
         trust_remote_code: bool = False,
         download: bool = False,
     ):
+        if backend is None and max_llm_clusters > 0:
+            raise ValueError("an agent backend is needed unless max_llm_clusters is 0 (template rationales only)")
         started = time.perf_counter()
         self.lm: LoadedModel = load_model(model, trust_remote_code=trust_remote_code, download=download)
         if self.lm.architecture.kind != "causal":
@@ -160,4 +162,5 @@ class Explainer:
         return Explanation(prepared.record, prepared.clustering, result, prepared.report.to_dict(), timings, info)
 
     def close(self) -> None:
-        self.backend.close()
+        if self.backend is not None:
+            self.backend.close()

@@ -91,7 +91,7 @@ def interleave(items: list[RunItem]) -> list[RunItem]:
     return out
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def read_jsonl(path: Path) -> list[dict]:
     if not path.exists():
         return []
     out = []
@@ -103,7 +103,7 @@ def _read_jsonl(path: Path) -> list[dict]:
     return out
 
 
-def _append(path: Path, row: dict) -> None:
+def append_jsonl(path: Path, row: dict) -> None:
     with path.open("a") as fh:
         fh.write(json.dumps(row, default=float) + "\n")
         fh.flush()
@@ -119,7 +119,7 @@ def run_suites(
     from extraction import load_model
 
     path = out / CASES_FILE
-    done = {r["key"]: r for r in _read_jsonl(path)}
+    done = {r["key"]: r for r in read_jsonl(path)}
     todo = [it for it in items if it.key not in done]
     models: dict = {}
     for j, item in enumerate(todo):
@@ -142,7 +142,7 @@ def run_suites(
                     setattr(result, k, item.meta[k])
         result.seconds["total"] = time.perf_counter() - started
         row = result.to_dict()
-        _append(path, row)
+        append_jsonl(path, row)
         done[item.key] = row
     if progress:
         progress("", len(todo), len(todo))
@@ -157,7 +157,7 @@ def run_grounding(items: list[RunItem], out: Path, backend: Callable[[], object]
     from evaluation.grounding import GroundingJudge
 
     path = out / GROUNDING_FILE
-    rows = _read_jsonl(path)
+    rows = read_jsonl(path)
     seen = {r["key"] for r in rows}
     judge = None
     for item in items:
@@ -170,13 +170,13 @@ def run_grounding(items: list[RunItem], out: Path, backend: Callable[[], object]
             grounded = judge.explanation(Explanation.load(item.path), limit=limit - len(rows))
         except Exception as exc:  # noqa: BLE001
             grounded = []
-            _append(path, {"key": item.key, "error": f"{type(exc).__name__}: {exc}"})
+            append_jsonl(path, {"key": item.key, "error": f"{type(exc).__name__}: {exc}"})
         for g in grounded:
             row = {"key": item.key, **g.__dict__}
             rows.append(row)
-            _append(path, row)
+            append_jsonl(path, row)
         if not grounded:
-            _append(path, {"key": item.key, "error": "no rationale was sent to the LLM"})
+            append_jsonl(path, {"key": item.key, "error": "no rationale was sent to the LLM"})
     return [r for r in rows if "cluster_id" in r]
 
 
@@ -199,7 +199,7 @@ def induction(model_names: list[str], out: Path) -> dict[str, list]:
 # --------------------------------------------------------------------------- aggregation
 
 
-def _values(rows: list[dict], get: Callable[[dict], float | None]) -> list[float]:
+def values(rows: list[dict], get: Callable[[dict], float | None]) -> list[float]:
     out = []
     for r in rows:
         try:
@@ -210,8 +210,8 @@ def _values(rows: list[dict], get: Callable[[dict], float | None]) -> list[float
     return out
 
 
-def _estimate(values: list[float]) -> dict:
-    e = stats.mean_ci(values)
+def estimate(xs: list[float]) -> dict:
+    e = stats.mean_ci(xs)
     return {"mean": e.mean, "low": e.low, "high": e.high, "n": e.n}
 
 
@@ -235,13 +235,13 @@ def aggregate(rows: list[dict], grounding: list[dict], induction_scores: dict, f
     for ablation in ablations:
         table = {}
         for source in SOURCES:
-            table[source] = {metric: _estimate(_values(ok, _faith(ablation, source, metric))) for metric in FAITHFULNESS}
+            table[source] = {metric: estimate(values(ok, _faith(ablation, source, metric))) for metric in FAITHFULNESS}
         m["faithfulness"][ablation] = table
         tests, labels = [], []
         for source in SOURCES[1:]:
             for metric in HEADLINE:
-                a = _values(ok, _faith(ablation, "attnlens", metric))
-                b = _values(ok, _faith(ablation, source, metric))
+                a = values(ok, _faith(ablation, "attnlens", metric))
+                b = values(ok, _faith(ablation, source, metric))
                 tests.append(stats.paired(a, b))
                 labels.append((source, metric))
         m["versus_attnlens"][ablation] = [
@@ -250,13 +250,13 @@ def aggregate(rows: list[dict], grounding: list[dict], induction_scores: dict, f
     # the scored cluster against random sets of its size
     m["cluster"] = {}
     for ablation in ablations:
-        comp = _values(ok, lambda r: r["cluster"][ablation]["comprehensiveness"])
-        rnd = _values(ok, lambda r: r["cluster"][ablation]["random_comprehensiveness"])
-        suff = _values(ok, lambda r: r["cluster"][ablation]["sufficiency"])
-        rsuff = _values(ok, lambda r: r["cluster"][ablation]["random_sufficiency"])
+        comp = values(ok, lambda r: r["cluster"][ablation]["comprehensiveness"])
+        rnd = values(ok, lambda r: r["cluster"][ablation]["random_comprehensiveness"])
+        suff = values(ok, lambda r: r["cluster"][ablation]["sufficiency"])
+        rsuff = values(ok, lambda r: r["cluster"][ablation]["random_sufficiency"])
         m["cluster"][ablation] = {
-            "comprehensiveness": _estimate(comp), "random_comprehensiveness": _estimate(rnd),
-            "sufficiency": _estimate(suff), "random_sufficiency": _estimate(rsuff),
+            "comprehensiveness": estimate(comp), "random_comprehensiveness": estimate(rnd),
+            "sufficiency": estimate(suff), "random_sufficiency": estimate(rsuff),
             "comprehensiveness_vs_random": stats.paired(comp, rnd).to_dict(),
             "sufficiency_vs_random": stats.paired(suff, rsuff).to_dict(),
         }  # fmt: skip
@@ -264,22 +264,22 @@ def aggregate(rows: list[dict], grounding: list[dict], induction_scores: dict, f
     m["plausibility"] = {
         "cases": len(with_evidence),
         "by_source": {
-            s: {k: _estimate(_values(with_evidence, lambda r, s=s, k=k: r["plausibility"][s][k])) for k in ("token_f1", "iou_f1", "auprc")}
+            s: {k: estimate(values(with_evidence, lambda r, s=s, k=k: r["plausibility"][s][k])) for k in ("token_f1", "iou_f1", "auprc")}
             for s in SOURCES
         },
     }  # fmt: skip
     m["complexity"] = {
-        s: {k: _estimate(_values(ok, lambda r, s=s, k=k: r["complexity"][s][k])) for k in ("entropy", "gini")}
+        s: {k: estimate(values(ok, lambda r, s=s, k=k: r["complexity"][s][k])) for k in ("entropy", "gini")}
         for s in SOURCES
     }
     m["grounding"] = _grounding_summary(grounding)
-    m["signatures"] = _signatures(ok, models, induction_scores)
-    m["correct_vs_incorrect"] = _correct_vs_incorrect(ok, models)
-    m["categories_tests"] = _category_tests(ok, models)
-    m["models_tests"] = _model_tests(ok, models)
-    m["best_source_by_category"] = _best_source(ok, ablations)
+    m["signatures"] = signature_profiles(ok, models, induction_scores)
+    m["correct_vs_incorrect"] = correct_vs_incorrect(ok, models)
+    m["categories_tests"] = category_tests(ok, models)
+    m["models_tests"] = model_tests(ok, models)
+    m["best_source_by_category"] = best_source(ok, ablations)
     m["timing"] = {
-        k: _estimate(_values(ok, lambda r, k=k: r["seconds"].get(k))) for k in ("importance", *ablations, "total")
+        k: estimate(values(ok, lambda r, k=k: r["seconds"].get(k))) for k in ("importance", *ablations, "total")
     }
     m["study"] = study
     return m
@@ -304,18 +304,18 @@ def _grounding_summary(grounding: list[dict]) -> dict:
     return {
         "rationales": len(grounding),
         "judge_failures": sum(1 for g in grounding if g.get("error")),
-        "deterministic_pass": _estimate([float(g["deterministic"]) for g in grounding]),
-        "ragas_faithfulness": _estimate([g["ragas_faithfulness"] for g in grounding]),
+        "deterministic_pass": estimate([float(g["deterministic"]) for g in grounding]),
+        "ragas_faithfulness": estimate([g["ragas_faithfulness"] for g in grounding]),
         "by_source": {
-            s: {"n": len(gs), "deterministic_pass": _estimate([float(g["deterministic"]) for g in gs]),
-                "ragas_faithfulness": _estimate([g["ragas_faithfulness"] for g in gs])}
+            s: {"n": len(gs), "deterministic_pass": estimate([float(g["deterministic"]) for g in gs]),
+                "ragas_faithfulness": estimate([g["ragas_faithfulness"] for g in gs])}
             for s, gs in sorted(by_source.items())
         },
-        "seconds_per_rationale": _estimate([g["seconds"] for g in grounding]),
+        "seconds_per_rationale": estimate([g["seconds"] for g in grounding]),
     }  # fmt: skip
 
 
-def _signatures(ok: list[dict], models: list[str], induction_scores: dict) -> dict:
+def signature_profiles(ok: list[dict], models: list[str], induction_scores: dict) -> dict:
     out = {}
     for model in models:
         rs = [r for r in ok if r["model"] == model]
@@ -326,12 +326,12 @@ def _signatures(ok: list[dict], models: list[str], induction_scores: dict) -> di
             heads[name] = np.mean(arrays, axis=0).round(5).tolist()
         ind = np.asarray(induction_scores.get(model, []))
         by_category = {
-            cat: {n: _estimate(_values([r for r in rs if r["category"] == cat], lambda r, n=n: r["signatures"].get(n))) for n in names}
+            cat: {n: estimate(values([r for r in rs if r["category"] == cat], lambda r, n=n: r["signatures"].get(n))) for n in names}
             for cat in sorted({r["category"] for r in rs})
         }  # fmt: skip
         out[model] = {
             "cases": len(rs),
-            "mean": {n: _estimate(_values(rs, lambda r, n=n: r["signatures"].get(n))) for n in names},
+            "mean": {n: estimate(values(rs, lambda r, n=n: r["signatures"].get(n))) for n in names},
             "by_category": by_category,
             "heads": heads,
             "induction": ind.tolist(),
@@ -345,16 +345,20 @@ def _signatures(ok: list[dict], models: list[str], induction_scores: dict) -> di
     return out
 
 
-def _compare_groups(groups: list[tuple[str, list[dict], list[dict]]], names: tuple[str, ...]) -> list[dict]:
+def compare_groups(
+    groups: list[tuple[str, list[dict], list[dict]]], names: tuple[str, ...],
+    value: Callable[[dict, str], float | None] = _case_value,
+) -> list[dict]:
+    """Mann-Whitney of every (group, metric) pair, corrected as one family."""
     tests, labels = [], []
     for label, a, b in groups:
         for name in names:
-            tests.append(stats.mann_whitney(_values(a, lambda r: _case_value(r, name)), _values(b, lambda r: _case_value(r, name))))
+            tests.append(stats.mann_whitney(values(a, lambda r: value(r, name)), values(b, lambda r: value(r, name))))
             labels.append((label, name))
     return [{"group": g, "metric": n, **c.to_dict()} for (g, n), c in zip(labels, stats.correct(tests))]
 
 
-def _correct_vs_incorrect(ok: list[dict], models: list[str]) -> dict:
+def correct_vs_incorrect(ok: list[dict], models: list[str]) -> dict:
     out = {}
     for model in models:
         rs = [r for r in ok if r["model"] == model and r["correct"] is not None]
@@ -362,12 +366,12 @@ def _correct_vs_incorrect(ok: list[dict], models: list[str]) -> dict:
         wrong = [r for r in rs if not r["correct"]]
         out[model] = {
             "correct": len(right), "incorrect": len(wrong),
-            "tests": _compare_groups([(model, right, wrong)], SIGNATURE_TESTS + CASE_TESTS) if right and wrong else [],
+            "tests": compare_groups([(model, right, wrong)], SIGNATURE_TESTS + CASE_TESTS) if right and wrong else [],
         }  # fmt: skip
     return out
 
 
-def _category_tests(ok: list[dict], models: list[str]) -> dict:
+def category_tests(ok: list[dict], models: list[str]) -> dict:
     """Each category against the rest, per model; Kruskal-Wallis over all categories per metric."""
     from scipy.stats import kruskal
 
@@ -380,7 +384,7 @@ def _category_tests(ok: list[dict], models: list[str]) -> dict:
         groups = [(c, [r for r in rs if r["category"] == c], [r for r in rs if r["category"] != c]) for c in cats]
         kw = {}
         for name in SIGNATURE_TESTS + CASE_TESTS:
-            samples = [[v for v in _values(g, lambda r: _case_value(r, name)) if math.isfinite(v)] for _, g, _ in groups]
+            samples = [[v for v in values(g, lambda r: _case_value(r, name)) if math.isfinite(v)] for _, g, _ in groups]
             samples = [s for s in samples if s]
             if len(samples) >= 2 and len({v for s in samples for v in s}) > 1:
                 res = kruskal(*samples)
@@ -388,19 +392,19 @@ def _category_tests(ok: list[dict], models: list[str]) -> dict:
         ps = stats.holm([v["p"] for v in kw.values()])
         for (name, v), p in zip(kw.items(), ps):
             v["p_holm"] = p
-        out[model] = {"kruskal": kw, "one_vs_rest": _compare_groups(groups, SIGNATURE_TESTS + CASE_TESTS)}
+        out[model] = {"kruskal": kw, "one_vs_rest": compare_groups(groups, SIGNATURE_TESTS + CASE_TESTS)}
     return out
 
 
-def _model_tests(ok: list[dict], models: list[str]) -> list[dict]:
+def model_tests(ok: list[dict], models: list[str]) -> list[dict]:
     if len(models) < 2:
         return []
     pairs = [(f"{a} vs {b}", [r for r in ok if r["model"] == a], [r for r in ok if r["model"] == b])
              for i, a in enumerate(models) for b in models[i + 1:]]  # fmt: skip
-    return _compare_groups(pairs, SIGNATURE_TESTS + CASE_TESTS)
+    return compare_groups(pairs, SIGNATURE_TESTS + CASE_TESTS)
 
 
-def _best_source(ok: list[dict], ablations: list[str]) -> dict:
+def best_source(ok: list[dict], ablations: list[str]) -> dict:
     """Per model, category and ablation: mean AOPC comprehensiveness (ERASER bins) of every source,
     and the best one other than leave-one-out."""
     out: dict = {}
@@ -408,7 +412,7 @@ def _best_source(ok: list[dict], ablations: list[str]) -> dict:
         for cat in sorted({r["category"] for r in ok if r["model"] == model}):
             rs = [r for r in ok if r["model"] == model and r["category"] == cat]
             for ablation in ablations:
-                means = {s: _estimate(_values(rs, _faith(ablation, s, "aopc_comprehensiveness_eraser"))) for s in SOURCES}
+                means = {s: estimate(values(rs, _faith(ablation, s, "aopc_comprehensiveness_eraser"))) for s in SOURCES}
                 # LOO ranks by the very drops comprehensiveness measures: the reference, not a contender
                 ranked = sorted((s for s in means if means[s]["n"] and s != "loo"), key=lambda s: -means[s]["mean"])
                 out.setdefault(model, {}).setdefault(cat, {})[ablation] = {"best": ranked[0] if ranked else None, "means": means}

@@ -168,14 +168,24 @@ def score_case(
     if marked:
         for name, v in everything.items():
             result.plausibility[name] = {k: _finite(x) for k, x in plausibility(gen, v, marked).items()}
-    heads = signatures.head_signatures(record)
-    result.signatures = signatures.summary(heads)
-    result.head_signatures = {k: np.round(v, 5).tolist() for k, v in heads.items()}
-    graph = clustering.graph
-    result.graph = {
-        "modularity": float(clustering.modularity), "clusters": len(clusters),
-        "sink_share": float(graph.sink_share), "edges": int(graph.edge_count),
-        "top_cluster_size": clusters[0].size if clusters else 0,
-        "top_cluster_importance": clusters[0].importance if clusters else 0.0,
-    }  # fmt: skip
+    for name, value in profile(record, clustering).items():
+        setattr(result, name, value)
     return result
+
+
+def profile(record: AttentionRecord, clustering: Clustering) -> dict:
+    """The model-only part of a case (no ablations): attention signatures, mean and per head,
+    and the cluster graph's structure. Cheap, so findings compute it for every annotated case."""
+    heads = signatures.head_signatures(record)
+    clusters = clustering.clusters
+    graph = clustering.graph
+    return {
+        "signatures": signatures.summary(heads),
+        "head_signatures": {k: np.round(v, 5).tolist() for k, v in heads.items()},
+        "graph": {
+            "modularity": float(clustering.modularity), "clusters": len(clusters),
+            "sink_share": float(graph.sink_share), "edges": int(graph.edge_count),
+            "top_cluster_size": clusters[0].size if clusters else 0,
+            "top_cluster_importance": clusters[0].importance if clusters else 0.0,
+        },
+    }  # fmt: skip

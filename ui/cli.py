@@ -314,16 +314,11 @@ def evaluate(
     threads: int | None = typer.Option(None, min=1, help="torch threads (default: every core; 1 is faster on a busy machine)"),
 ) -> None:
     """Score every explanation of a run (faithfulness, plausibility, complexity, grounding, signatures) and write a report."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     from evaluation.report import evaluate as run_evaluate
     from evaluation.suite import SuiteConfig
 
     _quiet_transformers()
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
+    _set_threads(threads)
     if ablation not in ("deletion", "knockout", "both"):
         raise click.BadParameter("use deletion, knockout or both", param_hint="--ablation")
     config = SuiteConfig(("deletion", "knockout") if ablation == "both" else (ablation,), random_draws=draws, max_batch=max_batch)
@@ -331,22 +326,57 @@ def evaluate(
         from ui.study import study_db as default_study_db
 
         study_db = default_study_db(None)
+    with _case_progress("evaluating") as progress, contextlib.ExitStack() as stack:
+        if grounding:
+            stack.enter_context(stdout_to_stderr())  # vLLM's logs
+        folder = run_evaluate(
+            run, out_dir, config, grounding_limit=grounding, backend=backend, study_db=study_db, limit=limit,
+            progress=progress,
+        )
+    out.print(f"report: {folder / 'report.md'} (metrics.json and plots beside it)")
+
+
+@app.command()
+def findings(
+    run: list[Path] = typer.Option(..., "--run", help="an annotated run; repeat for several (one run per model)"),
+    out_file: Path = typer.Option(Path("docs/findings.md"), "--out", help="the Markdown report (its data and figures go to <name>-data/ beside it)"),
+    suite: int = typer.Option(0, min=0, help="also score N stratified cases per model with every explanation source (deletion; slow: ~15-40 s a case)"),
+    encoder: list[str] | None = typer.Option(None, "--encoder", help="an encoder whose signatures on the same prompts are profiled (e.g. minilm-l6)"),
+    publish: Path | None = typer.Option(None, help="also write the runs' annotation rows (no arrays) to DIR/annotations.parquet"),
+    threads: int | None = typer.Option(None, min=1, help="torch threads (default: every core; 1 is faster on a busy machine)"),
+) -> None:
+    """Write the findings of annotated runs: signature profiles, categories, correctness, failures, faithfulness."""
+    from evaluation.findings import findings as run_findings
+
+    _quiet_transformers()
+    _set_threads(threads)
+    with _case_progress("findings") as progress:
+        path = run_findings(run, out_file, suite_cases=suite, encoders=tuple(encoder or ()), publish_to=publish,
+                            progress=progress)
+    out.print(f"findings: {path} (figures and data in {path.parent / (path.stem + '-data')})")
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def _case_progress(description: str):
+    """A progress bar on stderr; yields the `progress(label, finished, total)` callback."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[case]}"))  # fmt: skip
     with Progress(*columns, console=err) as bar:
-        task = bar.add_task("evaluating", total=None, case="")
+        task = bar.add_task(description, total=None, case="")
 
-        def progress(key: str, finished: int, total: int) -> None:
-            bar.update(task, total=total, completed=finished, case=key)
+        def progress(label: str, finished: int, total: int) -> None:
+            bar.update(task, total=total, completed=finished, case=label)
 
-        with contextlib.ExitStack() as stack:
-            if grounding:
-                stack.enter_context(stdout_to_stderr())  # vLLM's logs
-            folder = run_evaluate(
-                run, out_dir, config, grounding_limit=grounding, backend=backend, study_db=study_db, limit=limit,
-                progress=progress,
-            )
-    out.print(f"report: {folder / 'report.md'} (metrics.json and plots beside it)")
+        yield progress
 
 
 @app.command()

@@ -1,0 +1,279 @@
+"""findings.md from `evaluation.findings.analyse`: sentences written from the numbers, each with
+its interval or its Holm-corrected test, so a re-run on other models rewrites them honestly."""
+
+from __future__ import annotations
+
+import math
+import shlex
+from pathlib import Path
+
+import numpy as np
+
+from evaluation.suite import SOURCES
+from evaluation.writeup import ALPHA, ci, mark, md_table, pval, tests_table
+
+LAYER_PLOTS = ("entropy", "distance", "sink", "prev")
+CATEGORY_COLUMNS = ("entropy", "distance", "gini", "sink", "share_number", "share_entity")
+
+
+def _significant(tests: list[dict]) -> list[dict]:
+    return [t for t in tests if not math.isnan(t["p_holm"]) and t["p_holm"] < ALPHA]
+
+
+def _effect(t: dict, higher: str, lower: str) -> str:
+    """'<metric> is higher in A than in B (r = .., p (Holm) = ..)' from a Mann-Whitney row."""
+    direction = (higher, lower) if t["effect"] > 0 else (lower, higher)
+    return (f"`{t['metric']}` is higher in {direction[0]} than in {direction[1]} "
+            f"(rank-biserial r = {t['effect']:+.2f}, n = {t['n1']}/{t['n2']}, p (Holm) = {pval(t['p_holm'])})")  # fmt: skip
+
+
+def figures(m: dict, out: Path) -> dict:
+    """Per-layer signature profiles of every model (one PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not m["models"]:
+        return {}
+    fig, axes = plt.subplots(1, len(LAYER_PLOTS), figsize=(4 * len(LAYER_PLOTS), 3.2))
+    for ax, name in zip(axes, LAYER_PLOTS):
+        for model in m["models"]:
+            layers = m["signatures"][model]["layers"].get(name)
+            if layers:
+                depth = np.linspace(0, 1, len(layers))
+                ax.plot(depth, layers, marker="o", ms=3, label=model)
+        ax.set_title(name)
+        ax.set_xlabel("relative depth (layer / last layer)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    path = out / "layer-profiles.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return {"layers": path}
+
+
+def report(m: dict, figs: dict, base: Path) -> str:
+    models = m["models"]
+    cfg = m["config"]
+    command = ["attnlens", "findings", *(a for r in cfg["runs"] for a in ("--run", r))]
+    if cfg["suite_cases"]:
+        command += ["--suite", str(cfg["suite_cases"])]
+    command += [a for e in cfg["encoders"] for a in ("--encoder", e)]
+    n = ", ".join(f"{model}: {m['cases'][model]}" for model in models)
+    lines = [
+        "# Findings: what the models' attention shows on the curated cases", "",
+        f"Cases per model: {n} ({len(m['errors'])} failed and left out, listed at the end). "
+        "Written by `" + shlex.join(command) + " --out <this file>` from the annotated runs; every number "
+        "below is recomputed by that command. Means carry 95% bootstrap intervals `mean [low, high]`; "
+        "tests are two-sided Mann-Whitney U (rank-biserial r) or Kruskal-Wallis, Holm-corrected within "
+        "each table; ** marks p (Holm) < 0.05. Signature definitions: docs/metrics.md.", "",
+    ]  # fmt: skip
+    lines += _accuracy(m)
+    lines += _profiles(m, figs, base)
+    lines += _categories(m)
+    lines += _correctness(m)
+    lines += _failures(m)
+    lines += _faithfulness(m)
+    lines += _limits(m)
+    if m["errors"]:
+        lines += ["## Cases left out", ""]
+        lines += [f"- `{e.get('key') or e.get('id')}` ({e.get('model')}): {e.get('error')}" for e in m["errors"]] + [""]
+    return "\n".join(lines)
+
+
+def _accuracy(m: dict) -> list[str]:
+    lines = ["## 1. The runs and how often the models are right", ""]
+    cats = sorted({c for a in m["accuracy"].values() for c in a["by_category"]})
+    rows = [[c, *(ci(m["accuracy"][model]["by_category"].get(c, {}), 2) for model in m["models"])] for c in cats]
+    rows.append(["**all**", *(ci(m["accuracy"][model]["all"], 2) for model in m["models"])])
+    lines += ["Share of answers that pass the case's checker (greedy decoding, 32 new tokens):", ""]
+    lines += md_table(["category", *m["models"]], rows)
+    return lines
+
+
+def _profiles(m: dict, figs: dict, base: Path) -> list[str]:
+    lines = ["## 2. Attention signature profiles per model", ""]
+    sig = m["signatures"]
+    names = [n for n in ("entropy", "distance", "prev", "sink", "topk_mass", "gini", "share_number", "share_entity")
+             if all(n in sig[model]["mean"] for model in m["models"])]  # fmt: skip
+    rows = [[n, *(ci(sig[model]["mean"][n]) for model in m["models"]), *(f"{sig[model]['head_spread'][n]:.3f}" for model in m["models"])]
+            for n in names]  # fmt: skip
+    lines += ["Mean over cases of each signature's mean over layers and heads; the spread is the standard "
+              "deviation over heads of the per-head means (head specialisation: 0 = every head alike).", ""]  # fmt: skip
+    lines += md_table(["signature", *m["models"], *(f"spread {model}" for model in m["models"])], rows)
+    if m["models_tests"]:
+        sig_tests = [t for t in m["models_tests"] if t["metric"] in names]
+        a, b = m["models"][0], m["models"][1]
+        lines += [f"{a} against {b} (same prompts):", ""]
+        lines += [f"- {_effect(t, a, b)}{mark(t['p_holm'])}" for t in sig_tests] + [""]
+    for model in m["models"]:
+        s = sig[model]
+        layers = s["layers"]
+        roles = s["roles"]
+        parts = []
+        if "distance" in layers and "entropy" in layers:
+            parts.append(f"mean attention distance goes from {layers['distance'][0]:.1f} tokens in the first layer to "
+                         f"{layers['distance'][-1]:.1f} in the last, entropy from {layers['entropy'][0]:.2f} to "
+                         f"{layers['entropy'][-1]:.2f} nats")  # fmt: skip
+        if "sink" in layers:
+            deepest = int(np.argmax(layers["sink"]))
+            parts.append(f"the first token takes most in layer {deepest} ({layers['sink'][deepest]:.2f} of each row)")
+        if "sink" in layers and "distance" in layers and len(layers["sink"]) > 2:
+            r = float(np.corrcoef(layers["distance"], layers["sink"])[0, 1])
+            parts.append(f"across layers, distance follows the sink share (Pearson r = {r:.2f} over {len(layers['sink'])} layers)"
+                         + (": long distances here are mostly mass parked on the first token, not long-range reading"
+                            if r > 0.7 else ""))  # fmt: skip
+        roles_text = "; ".join(
+            f"{role} heads ({r['signature']} ≥ {r['threshold']}): {len(r['heads'])} of {r['of']}"
+            + (f" ({', '.join(r['heads'][:8])}{', …' if len(r['heads']) > 8 else ''})" if r["heads"] else "")
+            for role, r in roles.items()
+        )  # fmt: skip
+        lines += [f"**{model}**: " + "; ".join(parts) + f". Head roles, layer.head: {roles_text}.", ""]
+    if "layers" in figs:
+        lines += [f"![per-layer profiles]({Path(figs['layers']).relative_to(base)})", ""]
+    enc = m["encoder"]["signatures"]
+    for model, s in enc.items():
+        shown = [n for n in ("entropy", "distance", "prev", "sink", "topk_mass") if n in s["mean"]]
+        lines += [f"**Encoder side, {model}** ({s['cases']} prompts, bidirectional, prompt only): "
+                  + ", ".join(f"{n} {ci(s['mean'][n])}" for n in shown)
+                  + ". An encoder row can look both ways, so its distance is not comparable one to one with a decoder's.", ""]  # fmt: skip
+    return lines
+
+
+def _categories(m: dict) -> list[str]:
+    lines = ["## 3. How attention differs by task category", ""]
+    for model in m["models"]:
+        by_cat = m["signatures"][model]["by_category"]
+        shown = [n for n in CATEGORY_COLUMNS if all(n in v for v in by_cat.values())]
+        lines += [f"### {model}", ""]
+        lines += md_table(["category", *shown], [[c, *(ci(v[n]) for n in shown)] for c, v in by_cat.items()])
+        lines += _category_tests(m["categories"].get(model))
+    for model, c in m["encoder"]["categories"].items():
+        lines += [f"### {model} (encoder, prompt only)", ""] + _category_tests(c)
+    return lines
+
+
+def _category_tests(c: dict | None) -> list[str]:
+    if not c:
+        return []
+    kw = c["kruskal"]
+    sig = [k for k, v in kw.items() if v["p_holm"] < ALPHA]
+    lines = [f"Kruskal-Wallis across categories: {len(sig)} of {len(kw)} metrics differ (p (Holm) < 0.05): "
+             + ", ".join(f"{k} (H = {kw[k]['H']:.1f}, p (Holm) {pval(kw[k]['p_holm'])})" for k in sig) + ".", ""]  # fmt: skip
+    strongest = sorted(_significant(c["one_vs_rest"]), key=lambda t: -abs(t["effect"]))[:8]
+    if strongest:
+        lines += ["The largest one-category-against-the-rest differences:", ""]
+        lines += [f"- {_effect(t, t['group'], 'the other categories')}" for t in strongest] + [""]
+    return lines
+
+
+def _correctness(m: dict) -> list[str]:
+    lines = ["## 4. Attention concentration, cluster structure and correct answers", "",
+             "Correct against incorrect answers (r > 0: larger when correct). Pooled over categories first; "
+             "since accuracy and attention both vary by category, then inside each category with at least 8 "
+             "of each.", ""]  # fmt: skip
+    lines += tests_table(m["correct_vs_incorrect"], "model")
+    for t in _significant(m["correct_vs_incorrect"]):
+        lines += [f"- {t['group']}: {_effect(t, 'correct answers', 'incorrect ones')}"]
+    if not _significant(m["correct_vs_incorrect"]):
+        lines += ["No pooled difference survives Holm correction."]
+    lines += ["", "Inside categories:", ""]
+    within = m["within_category"]
+    if within:
+        lines += tests_table(within, "model and category")
+        hits = _significant(within)
+        lines += [f"- {t['group']}: {_effect(t, 'correct answers', 'incorrect ones')}" for t in hits]
+        lines += [] if hits else ["No within-category difference survives Holm correction."]
+        for model in m["models"]:
+            pooled = {t["metric"] for t in _significant(m["correct_vs_incorrect"]) if t["group"] == model}
+            inside = {t["metric"] for t in hits if t["group"].startswith(f"{model} ")}
+            tested = {t["metric"] for t in within if t["group"].startswith(f"{model} ")}
+            confounded = sorted((pooled & tested) - inside)
+            if confounded:
+                lines += [f"- {model}: the pooled difference in {', '.join(f'`{c}`' for c in confounded)} appears in no "
+                          "single category, so it most likely reflects which categories the model gets right, "
+                          "not attention that predicts a correct answer."]  # fmt: skip
+    else:
+        lines += ["No category has 8 correct and 8 incorrect answers."]
+    return lines + [""]
+
+
+def _failures(m: dict) -> list[str]:
+    lines = ["## 5. Hallucination bait, reasoning failures, ambiguity and context", ""]
+    subs = ("hallucination_bait", "reasoning", "ambiguity_context")
+    acc = m["accuracy"]
+    keys = sorted({k for a in acc.values() for k in a["by_subcategory"] if k.split("/")[0] in subs})
+    lines += md_table(["subcategory", *m["models"]], [[k, *(ci(acc[model]["by_subcategory"].get(k, {}), 2) for model in m["models"])] for k in keys])
+    for model, tests in m["failures"].items():
+        lines += [f"### {model}", ""]
+        hits = _significant(tests)
+        if hits:
+            lines += [f"- {t['group']}: {_effect(t, t['group'].split(' vs ')[0], t['group'].split(' vs ')[1])}" for t in hits]
+        else:
+            lines += ["No difference between these groups survives Holm correction "
+                      f"({len(tests)} tests: bait and reasoning failures against each other and against their successes)."]  # fmt: skip
+        lines += [""]
+    return lines
+
+
+def _faithfulness(m: dict) -> list[str]:
+    f = m["faithfulness"]
+    lines = ["## 6. Which explanation source is most faithful, per task type", ""]
+    if not f["by_category"]:
+        return lines + ["Not run (`--suite N` scores N stratified cases per model with every source).", ""]
+    lines += ["AOPC comprehensiveness (deletion, ERASER bins, ↑) of each source on the suite's stratified sample "
+              f"({', '.join(f'{k}: {v} cases' for k, v in f['cases'].items())}). `best` excludes leave-one-out, "
+              "the reference that ranks tokens by the very drops measured; the last column tests best against "
+              "attnlens (paired Wilcoxon, not corrected: read it as a pointer).", ""]  # fmt: skip
+    rows = []
+    for model, cats in f["by_category"].items():
+        for cat, v in {**cats, "**all**": {"deletion": f["overall"][model]}}.items():
+            d = v["deletion"]
+            test = d.get("best_vs_attnlens")
+            rows.append([model, cat, f"{d['means'][SOURCES[0]]['n']}", str(d["best"]),
+                         *(f"{d['means'][s]['mean']:+.3f}" if d["means"][s]["n"] else "n/a" for s in SOURCES),
+                         pval(test["p"]) if test else "—"])  # fmt: skip
+    lines += md_table(["model", "category", "n", "best", *SOURCES, "p best vs attnlens"], rows)
+    for model, d in f["overall"].items():
+        ranked = sorted((s for s in SOURCES if s != "loo" and d["means"][s]["n"]), key=lambda s: -d["means"][s]["mean"])
+        lines += [f"- {model}, all sampled cases: " + " > ".join(f"{s} {ci(d['means'][s])}" for s in ranked)]
+    return lines + [""]
+
+
+def _limits(m: dict) -> list[str]:
+    acc = {model: m["accuracy"][model]["all"] for model in m["models"]}
+    sig = m["signatures"]
+    lines = ["## 7. What these small models limit, and what a GPU run would add", ""]
+    if any(a.get("n") and a["mean"] < 0.5 for a in acc.values()):
+        lines += [f"- **Accuracy is low** ({', '.join(f'{k} {ci(v, 2)}' for k, v in acc.items())}), so the incorrect group "
+                  "is large and mixed: a wrong answer from a small model is mostly a fluent non-answer, not a specific "
+                  "confusion, which blurs any correct/incorrect contrast. Where a test above is not significant, that is "
+                  "absence of evidence at this scale, not evidence of absence."]  # fmt: skip
+    lines += [
+        "- **Short answers** (at most 32 tokens, greedy) and short prompts (tens of tokens) leave few answer rows per "
+        "case, so per-case signatures are noisy and long-range behaviour (sliding windows, retrieval over long "
+        "contexts) is not exercised.",
+        f"- **{len(m['models'])} decoder(s) of one size class** cannot separate what is architectural from what is "
+        "scale. Here: " + "; ".join(
+            f"{model} sink {ci(sig[model]['mean']['sink'], 2)}, {len(sig[model]['roles']['induction']['heads'])} "
+            f"induction heads of {sig[model]['roles']['induction']['of']}" for model in m["models"]
+        ) + ". Whether head roles sharpen with size needs larger models.",
+        "- **Faithfulness is measured on a sample** (section 6), only a handful of cases per category: the ranking of "
+        "sources per task type is a hypothesis for a larger run.",
+    ]  # fmt: skip
+    templated = [r for r, s in m["run_settings"].items() if s.get("max_llm_clusters") == 0]
+    if templated:
+        lines += [f"- **The rationales in {', '.join(templated)} are templates** (facts of each cluster, "
+                  "`--max-llm-clusters 0`): the findings concern attention, clusters and faithfulness, which do not "
+                  "depend on the rationale text."]  # fmt: skip
+    return lines + [
+        "- **A GPU run on 1B-13B models** (Llama, Mistral, Gemma, Phi, Qwen) would use the same two commands "
+        "unchanged: `attnlens annotate --dataset data/cases.jsonl --out RUN -m /path/to/model-folder` (any local "
+        "Hugging Face folder with safetensors weights), then this command on RUN. It would add accuracy high enough "
+        "for balanced correct/incorrect groups inside each category, GQA and sliding-window heads in the profiles, "
+        "and answers long enough to study chain-of-thought attention. Caveat: the subject model is placed on the CPU "
+        "today (`load_model(device='cpu')`); moving it to CUDA is one argument, but no GPU was available to verify "
+        "that path, so a GPU host would currently run these commands on its CPU.",
+        "",
+    ]

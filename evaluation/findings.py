@@ -287,7 +287,7 @@ def findings(
             (run / SUITE_DIR).mkdir(exist_ok=True)
             suite_rows += run_suites(suite_sample(run, items, suite_cases), run / SUITE_DIR, config, progress)
         meta = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
-        settings[str(run)] = meta.get("settings", {})
+        settings[str(run)] = {**meta.get("settings", {}), "dataset_cases": meta.get("dataset", {}).get("cases")}
         if meta.get("dataset") and encoders:
             from agent.annotate import read_dataset
 

@@ -60,7 +60,8 @@ def report(m: dict, figs: dict, base: Path) -> str:
     if cfg["suite_cases"]:
         command += ["--suite", str(cfg["suite_cases"])]
     command += [a for e in cfg["encoders"] for a in ("--encoder", e)]
-    n = ", ".join(f"{model}: {m['cases'][model]}" for model in models)
+    total = max((s.get("dataset_cases") or 0 for s in m["run_settings"].values()), default=0)
+    n = ", ".join(f"{model}: {m['cases'][model]}" + (f" of the dataset's {total}" if total else "") for model in models)
     lines = [
         "# Findings: what the models' attention shows on the curated cases", "",
         f"Cases per model: {n} ({len(m['errors'])} failed and left out, listed at the end). "
@@ -105,7 +106,7 @@ def _profiles(m: dict, figs: dict, base: Path) -> list[str]:
     if m["models_tests"]:
         sig_tests = [t for t in m["models_tests"] if t["metric"] in names]
         a, b = m["models"][0], m["models"][1]
-        lines += [f"{a} against {b} (same prompts):", ""]
+        lines += [f"{a} against {b} (each on the cases its run holds; Mann-Whitney, Holm over this list):", ""]
         lines += [f"- {_effect(t, a, b)}{mark(t['p_holm'])}" for t in sig_tests] + [""]
     for model in m["models"]:
         s = sig[model]
@@ -213,6 +214,15 @@ def _failures(m: dict) -> list[str]:
         else:
             lines += ["No difference between these groups survives Holm correction "
                       f"({len(tests)} tests: bait and reasoning failures against each other and against their successes)."]  # fmt: skip
+        within = [t for t in hits if "successes" in t["group"]]
+        if not within:
+            lines += ["- Failures against successes inside hallucination bait or inside reasoning: no difference "
+                      "survives Holm correction, so at this scale attention does not tell a failure from a success "
+                      "of the same task type."]  # fmt: skip
+        if any("vs reasoning failures" in t["group"] for t in hits):
+            lines += ["- The bait-against-reasoning differences also separate the two categories as a whole "
+                      "(section 3): they describe the task type (numbers to attend to, entities to recall) more "
+                      "than the way each fails."]  # fmt: skip
         lines += [""]
     return lines
 

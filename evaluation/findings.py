@@ -39,12 +39,11 @@ ROLES = {"previous-token": ("prev", 0.4), "sink": ("sink", 0.7), "induction": ("
 Progress = Callable[[str, int, int], None]
 
 
-def profile_run(run: Path, progress: Progress | None = None) -> tuple[list[dict], list[dict]]:
-    """Profiles of every explanation of a run (cached in RUN/profiles.jsonl), and the failed rows."""
+def profile_run(run: Path, items: list[RunItem], progress: Progress | None = None) -> list[dict]:
+    """Profiles of a run's explanations (`discover(run)`'s items), cached in RUN/profiles.jsonl."""
     from agent.explanation import Explanation
     from evaluation.suite import profile
 
-    items, failed = discover(run)
     path = Path(run) / PROFILE_FILE
     done = {r["key"]: r for r in read_jsonl(path)}
     todo = [it for it in items if it.key not in done]
@@ -66,7 +65,7 @@ def profile_run(run: Path, progress: Progress | None = None) -> tuple[list[dict]
         append_jsonl(path, row)
         done[item.key] = row
     keys = {it.key for it in items}
-    return [r for k, r in done.items() if k in keys], failed
+    return [r for k, r in done.items() if k in keys]
 
 
 def suite_sample(run: Path, items: list[RunItem], n: int) -> list[RunItem]:
@@ -275,7 +274,8 @@ def findings(
         raise RunError(f"--out must name a Markdown file (…/findings.md), got {out}")
     profiles, failed, suite_rows, prompts, seen, settings = [], [], [], {}, {}, {}
     for run in map(Path, runs):
-        rows, bad = profile_run(run, progress)
+        items, bad = discover(run)
+        rows = profile_run(run, items, progress)
         for model in {r["model"] for r in rows}:
             if model in seen:
                 raise RunError(f"{model} is annotated in both {seen[model]} and {run}: give each model's run once")
@@ -283,7 +283,6 @@ def findings(
         profiles += rows
         failed += bad
         if suite_cases:
-            items, _ = discover(run)
             (run / SUITE_DIR).mkdir(exist_ok=True)
             suite_rows += run_suites(suite_sample(run, items, suite_cases), run / SUITE_DIR, config, progress)
         meta = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}

@@ -29,11 +29,9 @@ def _effect(t: dict, higher: str, lower: str) -> str:
 
 def figures(m: dict, out: Path) -> dict:
     """Per-layer signature profiles of every model (one PNG)."""
-    import matplotlib
+    from evaluation.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     if not m["models"]:
         return {}
     fig, axes = plt.subplots(1, len(LAYER_PLOTS), figsize=(4 * len(LAYER_PLOTS), 3.2))

@@ -18,7 +18,7 @@ BARS = ("aopc_comprehensiveness_eraser", "aopc_sufficiency_eraser", "tau_loo")
 HEATMAPS = ("entropy", "distance", "sink", "induction")
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -28,7 +28,7 @@ def _pyplot():
 
 
 def _save(fig_png, fig_html, out: Path, name: str) -> dict:
-    plt = _pyplot()
+    plt = pyplot()
     fig_png.tight_layout()
     fig_png.savefig(out / f"{name}.png", dpi=110)
     plt.close(fig_png)
@@ -39,7 +39,7 @@ def _save(fig_png, fig_html, out: Path, name: str) -> dict:
 def faithfulness_bars(metrics: dict, ablation: str, out: Path) -> dict:
     import plotly.graph_objects as go
 
-    plt = _pyplot()
+    plt = pyplot()
     table = metrics["faithfulness"][ablation]
     fig, axes = plt.subplots(1, len(BARS), figsize=(4.2 * len(BARS), 3.6))
     html = go.Figure()
@@ -61,7 +61,7 @@ def faithfulness_bars(metrics: dict, ablation: str, out: Path) -> dict:
 def deletion_curves(rows: list[dict], ablation: str, out: Path) -> dict:
     import plotly.graph_objects as go
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     html = go.Figure()
     x = np.linspace(0, 1, 11)
@@ -85,7 +85,7 @@ def signature_maps(metrics: dict, model: str, out: Path) -> dict:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    plt = _pyplot()
+    plt = pyplot()
     sig = metrics["signatures"][model]
     maps = {name: np.asarray(sig["heads"][name]) for name in HEATMAPS[:-1] if name in sig["heads"]}
     if sig["induction"]:
@@ -109,7 +109,7 @@ def correct_vs_incorrect(rows: list[dict], model: str, out: Path) -> dict | None
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    plt = _pyplot()
+    plt = pyplot()
     names = ("entropy", "gini", "sink", "answer_probability")
     rs = [r for r in rows if r["model"] == model and r["correct"] is not None]
     if not any(r["correct"] for r in rs) or all(r["correct"] for r in rs):

@@ -8,12 +8,13 @@ computed and rounded) and may only choose a label from LABELS, cite the cluster'
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 import numpy as np
 
-from clustering import Cluster, Clustering
-from extraction.record import AttentionRecord
+from attnlens.clustering import Cluster, Clustering
+from attnlens.extraction.record import AttentionRecord
 
 LABELS = (
     "subject entity",
@@ -50,17 +51,84 @@ COMMON_WORDS = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class AnswerReader:
+    answer_token: str
+    percent_of_its_attention: float
+
+
+@dataclass(frozen=True)
+class DeletionEffect:
+    answer_probability_before_percent: float
+    answer_probability_after_percent: float
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the LLM is told about one cluster: computed by code, handed over as JSON data."""
+
+    question: str
+    answer: str
+    cluster_tokens: list[str]  # most attended first
+    cluster_spans: list[str]  # the cluster's runs of consecutive tokens, as text
+    token_count: int
+    where: dict[str, int]  # tokens per segment (user / template / answer)
+    token_types: dict[str, int]  # tokens per type (clustering.token_type)
+    share_of_answer_attention_percent: float
+    importance_rank: str  # "1 of 4"
+    answer_tokens_attending_most: tuple[AnswerReader, ...] = ()
+    layers_carrying_most: tuple[int, ...] = ()
+    deleting_these_tokens: DeletionEffect | None = None
+
+    def to_dict(self) -> dict:
+        """The JSON the prompt carries (fields without a value are left out)."""
+        return {k: v for k, v in asdict(self).items() if v not in (None, ())}
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A rationale as the LLM wrote it (schema-valid), before the checks."""
+
+    label: str
+    evidence_tokens: list[str]
+    rationale: str
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "Draft | None":
+        if not data:
+            return None
+        return cls(data.get("label", ""), list(data.get("evidence_tokens", [])), data.get("rationale", ""))
+
+
+@dataclass
+class Rationale:
+    """The rationale shown for one cluster, and how it came to be."""
+
+    label: str
+    rationale: str
+    evidence_tokens: list[str]
+    source: Literal["llm", "template"]  # template: built from the evidence because no draft passed the checks
+    problems: list[str] = field(default_factory=list)  # what the checks found in the last draft (template only)
+    rounds: int = 0  # refine rounds run
+    sent_to_llm: bool = True  # False: the LLM never saw this cluster (beyond max_llm_clusters)
+    unresolved_critique: str | None = None  # the LLM critic's last objection to an accepted draft
+
+    @classmethod
+    def from_draft(cls, draft: Draft, **kwargs) -> "Rationale":
+        return cls(draft.label, draft.rationale, list(draft.evidence_tokens), **kwargs)
+
+
 @dataclass
 class ClusterFacts:
     """One cluster as the agent sees it: evidence for the LLM, and what the checks compare against."""
 
     id: int
-    evidence: dict  # JSON data handed to the LLM (never instructions)
+    evidence: Evidence
     tokens: list[str]  # the cluster's token texts that may be cited (deduplicated, most attended first)
     numbers: set[float]  # every number the evidence states
     outside_words: set[str]  # prompt words of other clusters (lower case), which the rationale may not name
     allowed_labels: tuple[str, ...]
-    summary: dict = field(default_factory=dict)  # values the template rationale uses
+    default_label: str  # the label the template rationale uses
 
 
 def _pct(x: float) -> float:
@@ -130,32 +198,29 @@ def build_facts(
         if not listed:  # whitespace-only cluster: its tokens are still citable as they are
             listed = list(dict.fromkeys(tokens[t].text for t in order))[:MAX_LISTED_TOKENS]
         span_texts = ["".join(tokens[t].text for t in range(a, b)) for a, b in cluster.spans][:8]
-        evidence = {
-            "question": gen.prompt,
-            "answer": gen.answer,
-            "cluster_tokens": listed,
-            "cluster_spans": span_texts,
-            "token_count": cluster.size,
-            "where": {k: v for k, v in cluster.segments.items()},
-            "token_types": dict(cluster.token_types),
-            "share_of_answer_attention_percent": _pct(cluster.importance),
-            "importance_rank": f"{cluster.id + 1} of {len(clustering.clusters)}",
-        }
+        readers: tuple[AnswerReader, ...] = ()
         if per_answer is not None:
             share = per_answer[:, cluster.tokens].sum(-1)
             top = np.argsort(-share, kind="stable")[:3]
-            evidence["answer_tokens_attending_most"] = [
-                {"answer_token": tokens[gen.answer_start + int(a)].text, "percent_of_its_attention": _pct(share[a])}
-                for a in top
-            ]
-        if cluster.top_layers:
-            evidence["layers_carrying_most"] = [int(layer) for layer, _ in cluster.top_layers]
+            readers = tuple(AnswerReader(tokens[gen.answer_start + int(a)].text, _pct(share[a])) for a in top)
+        effect = None
         if cluster.id in deletion:
             before, after = deletion[cluster.id]
-            evidence["deleting_these_tokens"] = {
-                "answer_probability_before_percent": _pct(before),
-                "answer_probability_after_percent": _pct(after),
-            }
+            effect = DeletionEffect(_pct(before), _pct(after))
+        evidence = Evidence(
+            question=gen.prompt,
+            answer=gen.answer,
+            cluster_tokens=listed,
+            cluster_spans=span_texts,
+            token_count=cluster.size,
+            where=dict(cluster.segments),
+            token_types=dict(cluster.token_types),
+            share_of_answer_attention_percent=_pct(cluster.importance),
+            importance_rank=f"{cluster.id + 1} of {len(clustering.clusters)}",
+            answer_tokens_attending_most=readers,
+            layers_carrying_most=tuple(int(layer) for layer, _ in cluster.top_layers),
+            deleting_these_tokens=effect,
+        )
         outside = set().union(*(w for cid, w in words_of.items() if cid != cluster.id)) - words_of[cluster.id]
         outside -= {w.lower() for w in _WORD.findall(gen.answer)} | COMMON_WORDS
         facts.append(
@@ -163,10 +228,10 @@ def build_facts(
                 id=cluster.id,
                 evidence=evidence,
                 tokens=listed,
-                numbers=_numbers_in(evidence),
+                numbers=_numbers_in(evidence.to_dict()),
                 outside_words=outside,
                 allowed_labels=plausible_labels(cluster),
-                summary={"label": default_label(cluster)},
+                default_label=default_label(cluster),
             )
         )
     return facts
@@ -212,12 +277,12 @@ CRITIQUE_SCHEMA = {
 # ------------------------------------------------------------------ checks
 
 
-def check(facts: ClusterFacts, draft: dict | None) -> list[str]:
+def check(facts: ClusterFacts, draft: Draft | Rationale | None) -> list[str]:
     """Every problem the code can prove in a draft; an empty list means it passes."""
-    if not draft:
+    if draft is None:
         return ["no valid draft"]
     problems = []
-    label, rationale, cited = draft.get("label"), draft.get("rationale", ""), draft.get("evidence_tokens", [])
+    label, rationale, cited = draft.label, draft.rationale, draft.evidence_tokens
     if label not in facts.allowed_labels:
         problems.append(f"label {label!r} does not fit this cluster; allowed: {', '.join(facts.allowed_labels)}")
     if not rationale.strip():
@@ -239,7 +304,7 @@ def check(facts: ClusterFacts, draft: dict | None) -> list[str]:
     if _repeats(rationale):
         problems.append("the rationale repeats itself")
     ev = facts.evidence
-    copied = _copied_run(rationale, " ".join([ev["question"], ev["answer"], *ev["cluster_spans"]]))
+    copied = _copied_run(rationale, " ".join([ev.question, ev.answer, *ev.cluster_spans]))
     if copied:
         problems.append(f"the rationale copies the input ({copied!r}) instead of explaining it")
     named = sorted({w for w in (m.lower() for m in _WORD.findall(rationale)) if w in facts.outside_words})
@@ -247,7 +312,7 @@ def check(facts: ClusterFacts, draft: dict | None) -> list[str]:
         problems.append(f"talks about tokens outside this cluster: {', '.join(named)}")
     for groups in _QUOTED.findall(rationale):
         quoted = next(g for g in groups if g)
-        if quoted.strip() and not any(quoted.strip().lower() in t.lower() for t in facts.tokens + [facts.evidence["answer"]]):
+        if quoted.strip() and not any(quoted.strip().lower() in t.lower() for t in [*facts.tokens, ev.answer]):
             problems.append(f"quotes {quoted!r}, which is neither a cluster token nor the answer")
     return list(dict.fromkeys(problems))
 
@@ -295,19 +360,19 @@ def _same_number(written: str, known: float) -> bool:
     return round(known, decimals) == float(written)
 
 
-def template(facts: ClusterFacts) -> dict:
+def template(facts: ClusterFacts) -> Draft:
     """A plain rationale built from the evidence alone: used when no draft passes its checks."""
     ev = facts.evidence
     cited = facts.tokens[:MAX_CITED]
     shown = ", ".join(repr(t.strip() or t) for t in cited)
-    text = f"Tokens {shown} get {ev['share_of_answer_attention_percent']}% of the answer's attention"
-    deleting = ev.get("deleting_these_tokens")
+    text = f"Tokens {shown} get {ev.share_of_answer_attention_percent}% of the answer's attention"
+    deleting = ev.deleting_these_tokens
     if deleting:
         text += (
-            f"; deleting them moves the answer's probability from {deleting['answer_probability_before_percent']}%"
-            f" to {deleting['answer_probability_after_percent']}%"
+            f"; deleting them moves the answer's probability from {deleting.answer_probability_before_percent}%"
+            f" to {deleting.answer_probability_after_percent}%"
         )
     text += "."
     if len(text) > MAX_RATIONALE:
-        text = f"Tokens {shown} get {ev['share_of_answer_attention_percent']}% of the answer's attention."
-    return {"label": facts.summary["label"], "evidence_tokens": cited, "rationale": text[:MAX_RATIONALE]}
+        text = f"Tokens {shown} get {ev.share_of_answer_attention_percent}% of the answer's attention."
+    return Draft(facts.default_label, cited, text[:MAX_RATIONALE])

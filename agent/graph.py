@@ -16,14 +16,14 @@ batch of one.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TypedDict
 
 from langgraph.graph import END, START, StateGraph
 
-from agent.backends import Backend, StructuredRequest
-from agent.facts import CRITIQUE_SCHEMA, ClusterFacts, check, draft_schema, template
-from prompts import messages, versions
+from attnlens.agent.backends import Backend, StructuredRequest
+from attnlens.agent.facts import CRITIQUE_SCHEMA, ClusterFacts, Draft, Rationale, check, draft_schema, template
+from attnlens.prompts import messages, versions
 
 STEPS = ("draft", "critique", "refine")
 # Enough for the longest object each schema allows (240-character rationale ~ 60 tokens, four
@@ -31,27 +31,42 @@ STEPS = ("draft", "critique", "refine")
 MAX_TOKENS = {"draft": 128, "refine": 128, "critique": 72}
 
 
+@dataclass(frozen=True)
+class AgentStep:
+    """One entry of the audit trail: a draft, a refinement, a check or the LLM critic's verdict."""
+
+    step: str  # "draft" | "refine" | "check" | "critique"
+    round: int
+    cluster: int  # the cluster id (within its case)
+    output: dict | str | None = None  # the LLM's parsed output, or its raw text when it did not parse
+    error: str | None = None  # why the output did not parse
+    problems: tuple[str, ...] = ()  # what the checks found ("check" steps)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "AgentStep":
+        return cls(**{**data, "problems": tuple(data.get("problems", ()))})
+
+
 class AgentState(TypedDict):
-    # every key is "case:cluster" (see run_batch)
-    evidence: dict[str, dict]  # key -> the evidence the LLM saw
+    # every key is "case:cluster" (see run_batch); LangGraph's state, internal to this module
     pending: list[str]  # keys whose latest draft must be (re)checked or refined
     round: int
-    drafts: dict[str, dict | None]  # key -> latest draft
+    drafts: dict[str, Draft | None]  # key -> latest draft
     problems: dict[str, list[str]]  # key -> what is wrong with its latest draft
     critic: dict[str, str]  # key -> the LLM critic's unresolved objection
-    history: list[dict]  # every step, in order
-    final: dict[str, dict]
+    history: list[tuple[str, AgentStep]]  # (key, step), in order
+    final: dict[str, Rationale]
 
 
 @dataclass
 class AgentResult:
-    rationales: dict[int, dict]  # cluster id -> label, rationale, evidence_tokens, source, problems, rounds
-    history: list[dict]
+    rationales: dict[int, Rationale]  # cluster id -> its rationale
+    history: list[AgentStep]
     prompt_versions: dict[str, str]
     llm_calls: int = 0
     generated_tokens: int = 0
     seconds: float = 0.0
-    info: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)  # backend, model, max_rounds, batch_cases
 
 
 class RationaleAgent:
@@ -97,9 +112,8 @@ class RationaleAgent:
         for key, rationale in state["final"].items():
             b, cluster = _split(key)
             results[b].rationales[cluster] = rationale
-        for entry in state["history"]:
-            b, cluster = _split(entry["cluster"])
-            results[b].history.append({**entry, "cluster": cluster})
+        for key, step in state["history"]:
+            results[_split(key)[0]].history.append(step)
         return results
 
     # ------------------------------------------------------------------ nodes
@@ -120,15 +134,12 @@ class RationaleAgent:
         return graph.compile()
 
     def _describe(self, state: AgentState) -> dict:
-        return {
-            "evidence": {i: self._facts[i].evidence for i in state["pending"]},
-            "round": 0, "drafts": {}, "problems": {}, "critic": {}, "history": [], "final": {},
-        }
+        return {"round": 0, "drafts": {}, "problems": {}, "critic": {}, "history": [], "final": {}}
 
     def _generate(self, step: str, ids: list[str], schema_of, **extra_of) -> list:
         requests = [
             StructuredRequest(
-                messages(step, evidence=self._facts[i].evidence, **{k: f(i) for k, f in extra_of.items()}),
+                messages(step, evidence=self._facts[i].evidence.to_dict(), **{k: f(i) for k, f in extra_of.items()}),
                 schema_of(i),
                 max_tokens=MAX_TOKENS[step],
             )
@@ -146,10 +157,8 @@ class RationaleAgent:
     def _record_drafts(self, step: str, state: AgentState, ids: list[str], results) -> dict:
         drafts, history = dict(state["drafts"]), list(state["history"])
         for i, result in zip(ids, results):
-            drafts[i] = result.data
-            history.append(
-                {"step": step, "round": state["round"], "cluster": i, "output": result.data or result.text, "error": result.error}
-            )
+            drafts[i] = Draft.from_dict(result.data)
+            history.append((i, AgentStep(step, state["round"], _split(i)[1], result.data or result.text, result.error)))
         return {"drafts": drafts, "history": history, "pending": ids}
 
     def _draft(self, state: AgentState) -> dict:
@@ -164,16 +173,16 @@ class RationaleAgent:
             found = check(self._facts[i], state["drafts"].get(i))
             problems[i] = found
             critic.pop(i, None)
-            history.append({"step": "check", "round": state["round"], "cluster": i, "problems": found})
+            history.append((i, AgentStep("check", state["round"], _split(i)[1], problems=tuple(found))))
             if not found:
                 checked_ok.append(i)
         # the LLM critic reviews only what the code could not fault
         results = self._generate(
-            "critique", checked_ok, lambda i: CRITIQUE_SCHEMA, rationale=lambda i: state["drafts"][i]
+            "critique", checked_ok, lambda i: CRITIQUE_SCHEMA, rationale=lambda i: asdict(state["drafts"][i])
         )
         for i, result in zip(checked_ok, results):
             verdict = result.data or {"verdict": "accept", "problem": ""}
-            history.append({"step": "critique", "round": state["round"], "cluster": i, "output": verdict, "error": result.error})
+            history.append((i, AgentStep("critique", state["round"], _split(i)[1], verdict, result.error)))
             if verdict["verdict"] == "revise" and verdict["problem"].strip():
                 critic[i] = verdict["problem"].strip()
         pending = [i for i in state["pending"] if problems[i] or i in critic]
@@ -195,12 +204,12 @@ class RationaleAgent:
         final = {}
         for key, facts in self._facts.items():
             draft, problems = state["drafts"].get(key), state["problems"].get(key, ["no draft"])
-            if draft and not problems:
-                final[key] = {**draft, "source": "llm", "problems": [], "rounds": state["round"]}
-                if key in state["critic"]:
-                    final[key]["unresolved_critique"] = state["critic"][key]
+            if draft is not None and not problems:
+                final[key] = Rationale.from_draft(
+                    draft, source="llm", rounds=state["round"], unresolved_critique=state["critic"].get(key)
+                )
             else:
-                final[key] = {**template(facts), "source": "template", "problems": problems, "rounds": state["round"]}
+                final[key] = Rationale.from_draft(template(facts), source="template", problems=problems, rounds=state["round"])
         return {"final": final}
 
 

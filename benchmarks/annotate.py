@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from attnlens import runtime
+
 STAGES = ("generate", "extract", "cluster", "evaluate", "agent", "save")
 FULL = 500
 
@@ -34,9 +36,9 @@ def run(
 ) -> dict:
     import pyarrow.parquet as pq
 
-    from agent.annotate import annotate
-    from agent.backends import get_backend
-    from evaluation.cases import DEFAULT_PATH
+    from attnlens.agent.backends import get_backend
+    from attnlens.evaluation.cases import DEFAULT_PATH
+    from attnlens.pipeline.annotate import annotate
 
     started = time.perf_counter()
     agent_backend = get_backend(backend, model="smollm2-135m")
@@ -121,13 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--sizes needs two or more positive sizes")
     if args.keep is not None and args.keep.exists():
         parser.error(f"--keep {args.keep} already exists")
-    from ui.cli import stdout_to_stderr
-
     def progress(model: str, finished: int, total: int, stage: str) -> None:
         if stage == "batch written":
             print(f"... {model} {finished}/{total} cases", file=sys.stderr, flush=True)
 
-    with stdout_to_stderr():  # vLLM logs to stdout; the table or JSON alone goes there
+    with runtime.stdout_to_stderr():  # vLLM logs to stdout; the table or JSON alone goes there
         result = run(sizes, args.batch_size, args.backend, args.model, args.max_new_tokens, args.keep, progress)
     print(json.dumps(result) if args.json else table(result))
     return 0

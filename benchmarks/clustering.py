@@ -25,8 +25,8 @@ import igraph as ig
 import networkx as nx
 import numpy as np
 
-from clustering import ClusterConfig, cluster
-from extraction.record import AttentionRecord
+from attnlens.clustering import ClusterConfig, cluster
+from attnlens.extraction.record import AttentionRecord
 
 TEXT_MODULES = ("pdb", "re", "turtle", "json", "argparse", "unittest", "inspect", "doctest", "subprocess", "typing")
 
@@ -93,7 +93,7 @@ def compare(record: AttentionRecord, config: ClusterConfig = ClusterConfig(), se
 
 def _generation(lm, tokens: int):
     """A Generation of exactly (or, where a cut retokenises differently, about) `tokens` tokens of the text."""
-    from extraction import encode
+    from attnlens.extraction import encode
 
     text = source_text()
     generation = encode(lm, text)
@@ -103,7 +103,7 @@ def _generation(lm, tokens: int):
 
 
 def run(tokens: list[int] = [256, 1024, 4096], engine: str = "igraph") -> dict:  # noqa: B006 (the documented signature)
-    from extraction import CaptureConfig, capture, load_model
+    from attnlens.extraction import CaptureConfig, capture, load_model
 
     lm = load_model("smollm2-135m")
     rows = []

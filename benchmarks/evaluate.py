@@ -32,7 +32,7 @@ GOAL_SECONDS_PER_100 = 600.0
 
 
 def pick_cases(n: int) -> list:
-    from evaluation.cases import load_cases
+    from attnlens.evaluation.cases import load_cases
 
     cases = load_cases()
     if n >= len(cases):
@@ -52,10 +52,10 @@ def _numbers(result) -> list[float]:
 def run(n_cases: int, ablations: list[str], threads: int, max_batch: int, draws: int) -> dict:
     import torch
 
-    from agent.pipeline import scored_cluster
-    from clustering import cluster
-    from evaluation.suite import SuiteConfig, score_case
-    from extraction import CaptureConfig, capture, generate, load_model
+    from attnlens.clustering import cluster
+    from attnlens.evaluation.suite import SuiteConfig, score_case
+    from attnlens.extraction import CaptureConfig, capture, generate, load_model
+    from attnlens.pipeline.explainer import scored_cluster
 
     torch.set_num_threads(threads)
     load_before = os.getloadavg()

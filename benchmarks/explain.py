@@ -15,6 +15,8 @@ import statistics
 import sys
 import time
 
+from attnlens import runtime
+
 PROMPTS = (  # held-out style: not in data/cases.jsonl
     "A train leaves at 3 pm and the trip takes 2 hours. When does it arrive?",
     "Name the largest planet in our solar system and say one fact about it.",
@@ -25,8 +27,8 @@ STAGES = ("generate", "extract", "cluster", "evaluate", "agent")
 
 
 def run(backend: str = "vllm", prompts: int = 3, max_new_tokens: int = 32, progress=None) -> dict:
-    from agent.backends import get_backend, tokens_per_second
-    from agent.pipeline import Explainer
+    from attnlens.agent.backends import get_backend  # deferred: heavy
+    from attnlens.pipeline.explainer import Explainer
 
     started = time.perf_counter()
     agent_backend = get_backend(backend, model="smollm2-135m")
@@ -37,11 +39,12 @@ def run(backend: str = "vllm", prompts: int = 3, max_new_tokens: int = 32, progr
         for prompt in PROMPTS[:prompts]:
             if progress:
                 progress(prompt)
-            stats_before = dict(agent_backend.stats)
+            tokens_before, seconds_before = agent_backend.stats.tokens, agent_backend.stats.seconds
             t0 = time.perf_counter()
             explanation = explainer.explain(prompt, max_new_tokens=max_new_tokens)
             total = time.perf_counter() - t0
-            stats = {k: agent_backend.stats[k] - stats_before.get(k, 0) for k in agent_backend.stats}
+            llm_tokens = agent_backend.stats.tokens - tokens_before
+            llm_seconds = agent_backend.stats.seconds - seconds_before
             rows.append(
                 {
                     "prompt": prompt,
@@ -51,9 +54,9 @@ def run(backend: str = "vllm", prompts: int = 3, max_new_tokens: int = 32, progr
                     "seconds": total,
                     **{f"{s}_s": explanation.timings[s] for s in STAGES},
                     "llm_calls": explanation.agent.llm_calls,
-                    "llm_tokens": stats.get("tokens", 0),
-                    "llm_tokens_per_s": tokens_per_second(stats),
-                    "template_rationales": sum(r["source"] == "template" for r in explanation.agent.rationales.values()),
+                    "llm_tokens": llm_tokens,
+                    "llm_tokens_per_s": llm_tokens / llm_seconds if llm_seconds else 0.0,
+                    "template_rationales": sum(r.source == "template" for r in explanation.agent.rationales.values()),
                 }
             )
     finally:
@@ -86,9 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    from ui.cli import stdout_to_stderr
-
-    with stdout_to_stderr():  # vLLM logs to stdout; the table or JSON alone goes there
+    with runtime.stdout_to_stderr():  # vLLM logs to stdout; the table or JSON alone goes there
         result = run(args.backend, args.prompts, args.max_new_tokens, progress=lambda p: print(f"... {p}", file=sys.stderr, flush=True))
     print(json.dumps(result) if args.json else table(result))
     return 0

@@ -46,7 +46,7 @@ def worker(method: str, n: int) -> dict:
     """Runs in a child process: one timed run of `method` at n tokens (after a warm-up where cheap)."""
     import torch
 
-    from extraction import CaptureConfig, capture_ids, load_model
+    from attnlens.extraction import CaptureConfig, capture_ids, load_model
 
     lm = load_model(MODEL)
     arch = lm.architecture
@@ -78,7 +78,7 @@ def max_abs_error(n: int = 512) -> float:
     """Largest difference between attnlens capture and eager weights over every captured array."""
     import torch
 
-    from extraction import CaptureConfig, capture_ids, load_model
+    from attnlens.extraction import CaptureConfig, capture_ids, load_model
 
     lm = load_model(MODEL)
     ids = token_ids(lm.tokenizer, n)
@@ -97,7 +97,7 @@ def max_abs_error(n: int = 512) -> float:
 
 
 def measure(method: str, n: int, timeout: float) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.extraction", "--worker", method, str(n)]
+    cmd = [sys.executable, "-m", "attnlens.benchmarks.extraction", "--worker", method, str(n)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     except subprocess.TimeoutExpired:

@@ -21,8 +21,8 @@ import igraph as ig
 import networkx as nx
 import numpy as np
 
-from clustering.config import ClusterConfig
-from extraction.record import AttentionRecord
+from attnlens.clustering.config import ClusterConfig
+from attnlens.extraction.record import AttentionRecord
 
 
 def kept_layers(record: AttentionRecord) -> list[int]:

@@ -15,7 +15,7 @@ import igraph as ig
 import leidenalg
 import numpy as np
 
-from clustering.config import Engine
+from attnlens.clustering.config import Engine
 
 
 def build_igraph(n: int, edges: np.ndarray, weights: np.ndarray, directed: bool) -> ig.Graph:

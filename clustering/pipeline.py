@@ -9,9 +9,9 @@ import igraph as ig
 import leidenalg
 import numpy as np
 
-from clustering.config import ClusterConfig
-from clustering.graph import AttentionGraph, Normalised, degree_thresholds, normalise, prune, source_matrix
-from clustering.leiden import (
+from attnlens.clustering.config import ClusterConfig
+from attnlens.clustering.graph import AttentionGraph, Normalised, degree_thresholds, normalise, prune, source_matrix
+from attnlens.clustering.leiden import (
     SweepPoint,
     build_igraph,
     choose,
@@ -20,9 +20,9 @@ from clustering.leiden import (
     leiden,
     modularity,
 )
-from clustering.result import Clustering
-from clustering.stats import IMPORTANCE_NOTES, attention_of, describe
-from extraction.record import AttentionRecord
+from attnlens.clustering.result import Clustering
+from attnlens.clustering.stats import IMPORTANCE_NOTES, attention_of, describe
+from attnlens.extraction.record import AttentionRecord
 
 
 def _normalised(record: AttentionRecord, config: ClusterConfig) -> Normalised:

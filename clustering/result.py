@@ -6,9 +6,9 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from clustering.graph import AttentionGraph
-from clustering.leiden import Stability, SweepPoint
-from clustering.stats import Cluster, ImportanceSource
+from attnlens.clustering.graph import AttentionGraph
+from attnlens.clustering.leiden import Stability, SweepPoint
+from attnlens.clustering.stats import Cluster, ImportanceSource
 
 
 @dataclass

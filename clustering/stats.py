@@ -10,8 +10,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from clustering.graph import AttentionGraph, has_answer_rows
-from extraction.record import AttentionRecord
+from attnlens.clustering.graph import AttentionGraph, has_answer_rows
+from attnlens.extraction.record import AttentionRecord
 
 ImportanceSource = Literal["answer", "sequence"]
 

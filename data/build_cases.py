@@ -1,6 +1,6 @@
 """Build data/cases.jsonl (and the counts table in data/README.md) from the cases written below.
 
-Run from anywhere:  .venv/bin/python data/build_cases.py
+Run:  .venv/bin/python -m attnlens.data.build_cases
 
 Why a script: the arithmetic cases are generated (deterministically, random.Random(SEED)), the ids are
 assigned in list order, and every case is validated with evaluation.cases before anything is written -
@@ -16,18 +16,15 @@ from __future__ import annotations
 import json
 import random
 import re
-import sys
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from attnlens.evaluation.cases import CATEGORIES, Case, check_answer
 
-from evaluation.cases import CATEGORIES, Case, check_answer  # noqa: E402
-
+HERE = Path(__file__).resolve().parent
 SEED = 20241121
-OUT = ROOT / "data" / "cases.jsonl"
-README = ROOT / "data" / "README.md"
+OUT = HERE / "cases.jsonl"
+README = HERE / "README.md"
 TABLE_START, TABLE_END = "<!-- counts:start -->", "<!-- counts:end -->"
 
 
@@ -790,7 +787,7 @@ def main() -> None:
         for case in cases:
             f.write(json.dumps(case, ensure_ascii=False) + "\n")
     update_readme(counts_table(cases))
-    print(f"wrote {len(cases)} cases to {OUT.relative_to(ROOT)} and the counts table in {README.relative_to(ROOT)}")
+    print(f"wrote {len(cases)} cases to {OUT} and the counts table in {README}")
 
 
 if __name__ == "__main__":

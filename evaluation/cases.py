@@ -19,6 +19,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from attnlens.errors import InputError
+
 __all__ = [
     "CATEGORIES",
     "DEFAULT_PATH",
@@ -26,7 +28,7 @@ __all__ = [
     "AcceptedCheck",
     "AllCheck",
     "Case",
-    "CaseFileError",
+    "InputError",
     "Check",
     "CheckResult",
     "NamedCheck",
@@ -438,12 +440,8 @@ class Case(BaseModel):
         return self
 
 
-class CaseFileError(ValueError):
-    """A line of the cases file is not a valid case; the message carries path and line number."""
-
-
 def load_cases(path: str | Path = DEFAULT_PATH) -> list[Case]:
-    """Read and validate every case; the first bad line raises CaseFileError naming its line."""
+    """Read and validate every case; the first bad line raises InputError naming its line."""
     path = Path(path)
     cases: list[Case] = []
     seen: dict[str, int] = {}
@@ -454,9 +452,9 @@ def load_cases(path: str | Path = DEFAULT_PATH) -> list[Case]:
             try:
                 case = Case.model_validate(json.loads(line))
             except (json.JSONDecodeError, ValidationError) as e:
-                raise CaseFileError(f"{path}:{lineno}: invalid case: {e}") from e
+                raise InputError(f"{path}:{lineno}: invalid case: {e}") from e
             if case.id in seen:
-                raise CaseFileError(f"{path}:{lineno}: duplicate id {case.id!r} (first on line {seen[case.id]})")
+                raise InputError(f"{path}:{lineno}: duplicate id {case.id!r} (first on line {seen[case.id]})")
             seen[case.id] = lineno
             cases.append(case)
     return cases

@@ -37,8 +37,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from extraction.loading import LoadedModel
-from extraction.record import Generation
+from attnlens.errors import InputError
+from attnlens.extraction.loading import LoadedModel
+from attnlens.extraction.record import Generation
 
 Ablation = Literal["deletion", "knockout"]
 ABLATIONS: tuple[str, ...] = ("deletion", "knockout")
@@ -48,10 +49,6 @@ FERRET_BINS: tuple[int, ...] = (10, 20, 30, 40, 50, 60, 70, 80, 90, 100)
 CURVE_POINTS: tuple[int, ...] = (0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100)
 DEFAULT_DRAWS = 10
 DEFAULT_MAX_BATCH = 16
-
-
-class FaithfulnessError(ValueError):
-    """The generation cannot be scored (no answer, no user tokens, a non-user token to remove)."""
 
 
 # --------------------------------------------------------------------------- tokens and sets
@@ -64,18 +61,18 @@ def user_indices(generation: Generation) -> list[int]:
 
 def _check_generation(generation: Generation) -> None:
     if generation.answer_start >= len(generation.tokens):
-        raise FaithfulnessError("the generation has no answer tokens to score")
+        raise InputError("the generation has no answer tokens to score")
     if generation.answer_start < 1:
-        raise FaithfulnessError("the answer starts at token 0: there is no input to explain it")
+        raise InputError("the answer starts at token 0: there is no input to explain it")
     if not user_indices(generation):
-        raise FaithfulnessError("the generation has no user tokens (Token.segment == 'user') to ablate")
+        raise InputError("the generation has no user tokens (Token.segment == 'user') to ablate")
 
 
 def _as_removed(generation: Generation, variant: Iterable[int], user: frozenset[int]) -> frozenset[int]:
     removed = frozenset(int(i) for i in variant)
     bad = sorted(removed - user)
     if bad:
-        raise FaithfulnessError(
+        raise InputError(
             f"only user tokens may be removed; {bad[:8]} are template or answer tokens (or out of range)"
         )
     return removed
@@ -221,7 +218,7 @@ def _attention_mask_argument(lm: LoadedModel, inputs: ModelInputs):
     """
     impl = lm.model.config._attn_implementation
     if impl and "flash" in impl:
-        raise FaithfulnessError(f"custom 4-D masks are not supported by {impl!r}; load the model with sdpa")
+        raise InputError(f"custom 4-D masks are not supported by {impl!r}; load the model with sdpa")
 
     def fmt(m: torch.Tensor) -> torch.Tensor:
         if impl == "eager":
@@ -239,7 +236,7 @@ def _attention_mask_argument(lm: LoadedModel, inputs: ModelInputs):
     text = lm.model.config.get_text_config() if hasattr(lm.model.config, "get_text_config") else lm.model.config
     types = set(getattr(text, "layer_types", None) or ())
     if not types <= {"full_attention", "sliding_attention"}:
-        raise FaithfulnessError(f"layer types {sorted(types)} are not supported by the ablation masks")
+        raise InputError(f"layer types {sorted(types)} are not supported by the ablation masks")
     return {"full_attention": fmt(inputs.mask), "sliding_attention": fmt(inputs.window_mask)}
 
 
@@ -473,6 +470,31 @@ class FaithfulnessReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FaithfulnessReport":
+        def curve(d: dict | None) -> DeletionCurve | None:
+            return None if d is None else DeletionCurve(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+        def scored(d: dict | None) -> Scored | None:
+            return None if d is None else Scored(**d)
+
+        return cls(
+            **{k: data[k] for k in ("ablation", "answer_probability", "answer_logprob", "answer_tokens", "random_draws", "seed", "seconds")},
+            user_tokens=tuple(data["user_tokens"]),
+            clusters=[
+                ClusterFaithfulness(**{**c, "tokens": tuple(c["tokens"]), "ignored": tuple(c["ignored"])})
+                for c in data["clusters"]
+            ],
+            aopc={k: Scored(**v) for k, v in data["aopc"].items()},
+            deletion_auc=scored(data["deletion_auc"]),
+            tau_loo=scored(data["tau_loo"]),
+            curve=curve(data["curve"]),
+            random_curve=curve(data["random_curve"]),
+            loo_curve=curve(data["loo_curve"]),
+            loo=None if data["loo"] is None else tuple(data["loo"]),
+            stats=ScoreStats(**data["stats"]),
+        )
 
 
 # --------------------------------------------------------------------------- the entry point

@@ -28,9 +28,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from evaluation.faithfulness import Ablation, _check_generation, leave_one_out, user_indices
-from extraction.loading import LoadedModel
-from extraction.record import AttentionRecord, Generation
+from attnlens.evaluation.faithfulness import Ablation, _check_generation, leave_one_out, user_indices
+from attnlens.extraction.loading import LoadedModel
+from attnlens.extraction.record import AttentionRecord, Generation
 
 SOURCES: tuple[str, ...] = ("last_layer", "mean", "rollout", "loo", "grad_x_input", "random", "clusters")
 

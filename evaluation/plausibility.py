@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from extraction.record import Generation
+from attnlens.extraction.record import Generation
 
 # --------------------------------------------------------------------------- evidence -> tokens
 

@@ -25,10 +25,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from clustering.stats import token_type
-from extraction.capture import CaptureConfig, capture_ids
-from extraction.loading import LoadedModel
-from extraction.record import AttentionRecord, Generation
+from attnlens.clustering.stats import token_type
+from attnlens.extraction.capture import CaptureConfig, capture_ids
+from attnlens.extraction.loading import LoadedModel
+from attnlens.extraction.record import AttentionRecord, Generation
 
 CAPTURED = {"entropy": "head_entropy", "distance": "head_distance", "topk_mass": "head_topk_mass",
             "sink": "head_sink", "prev": "head_prev"}  # fmt: skip

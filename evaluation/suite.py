@@ -4,7 +4,7 @@
 source under both ablations (one batched `faithfulness.compare` call per ablation, so every
 source is judged on the same random permutations and leave-one-out drops), the scored cluster
 against random token sets of its size, plausibility against the case's human evidence,
-complexity, and the attention signature summary. Reports (`evaluation.report`) aggregate these.
+complexity, and the attention signature summary. Reports (`reports.report`) aggregate these.
 
 Sources, each an importance vector over the user tokens (evaluation.importance):
   attnlens      the clusters' importance spread over their tokens (cluster_importance)
@@ -20,15 +20,20 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from evaluation import signatures
-from evaluation.faithfulness import ABLATIONS, compare
-from evaluation.importance import (
-    cluster_importance, gradient_x_input, last_layer_attention, mean_attention, random_importance, rollout_attention,
+from attnlens.clustering import Clustering
+from attnlens.evaluation import signatures
+from attnlens.evaluation.faithfulness import ABLATIONS, compare
+from attnlens.evaluation.importance import (
+    cluster_importance,
+    gradient_x_input,
+    last_layer_attention,
+    mean_attention,
+    random_importance,
+    rollout_attention,
 )
-from evaluation.plausibility import complexity, evidence_tokens, plausibility
-from clustering import Clustering
-from extraction.loading import LoadedModel
-from extraction.record import AttentionRecord
+from attnlens.evaluation.plausibility import complexity, evidence_tokens, plausibility
+from attnlens.extraction.loading import LoadedModel
+from attnlens.extraction.record import AttentionRecord
 
 VECTOR_SOURCES = ("attnlens", "last_layer", "mean", "rollout", "grad_x_input")
 SOURCES = (*VECTOR_SOURCES, "loo", "random")

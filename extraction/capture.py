@@ -21,15 +21,12 @@ from transformers import AttentionInterface, AttentionMaskInterface
 from transformers.masking_utils import sdpa_mask
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-from extraction.kernels import resolve_backend, softmax_stats
-from extraction.loading import LoadedModel
-from extraction.record import ArchitectureInfo, AttentionRecord, Generation
+from attnlens.errors import CaptureError
+from attnlens.extraction.kernels import resolve_backend, softmax_stats
+from attnlens.extraction.loading import LoadedModel
+from attnlens.extraction.record import ArchitectureInfo, AttentionRecord, Generation
 
 IMPLEMENTATION = "attnlens_capture"
-
-
-class CaptureError(RuntimeError):
-    """The model's attention cannot be captured (it bypasses the AttentionInterface, or uses extras we do not model)."""
 
 
 @dataclass(frozen=True)
@@ -203,7 +200,7 @@ def _attention(module, query, key, value, attention_mask, dropout: float = 0.0, 
 
 AttentionInterface.register(IMPLEMENTATION, _attention)
 # Without a mask function under the same name the mask handed to _attention is always None,
-# and padding and sliding windows would be silently ignored (FACTS.md).
+# and padding and sliding windows would be silently ignored.
 AttentionMaskInterface.register(IMPLEMENTATION, sdpa_mask)
 
 

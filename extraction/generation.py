@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from extraction.loading import LoadedModel
-from extraction.record import Generation, Token
-
-
-class InputError(ValueError):
-    """The prompt cannot be used as given (empty, too long for the model...)."""
-
-
-def _check_prompt(prompt: str) -> None:
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise InputError("the prompt is empty")
+from attnlens.errors import InputError
+from attnlens.extraction.loading import LoadedModel
+from attnlens.extraction.record import Generation, Token
+from attnlens.extraction.text import check_prompt
 
 
 def _render(lm: LoadedModel, prompt: str) -> tuple[str, int]:
@@ -71,7 +64,7 @@ def generate(
     truncate: bool = False,
 ) -> Generation:
     """Greedy by default; sampled (seeded, reproducible) when a seed is given."""
-    _check_prompt(prompt)
+    check_prompt(prompt)
     if lm.architecture.kind == "encoder":
         return encode(lm, prompt, truncate=truncate)
     input_text, user_start = _render(lm, prompt)
@@ -108,7 +101,7 @@ def generate(
 
 def encode(lm: LoadedModel, text: str, *, truncate: bool = False) -> Generation:
     """Tokens of a plain text with no answer: for encoders, and for measuring long inputs."""
-    _check_prompt(text)
+    check_prompt(text)
     tokens = _tokens(lm, text, 0, len(text), [])
     limit = lm.architecture.context_length
     if truncate and limit and len(tokens) > limit:

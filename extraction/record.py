@@ -15,6 +15,8 @@ from typing import Literal
 import torch
 from safetensors.torch import load_file, save_file
 
+from attnlens.errors import InputError
+
 SCHEMA_VERSION = 1
 
 Role = Literal["prompt", "answer"]
@@ -107,7 +109,7 @@ class ArchitectureInfo:
         return [list(range(i * g, (i + 1) * g)) for i in range(self.kv_heads)]
 
 
-@dataclass
+@dataclass(eq=False)
 class AttentionRecord:
     """Everything captured from one forward pass over prompt + answer."""
 
@@ -124,6 +126,21 @@ class AttentionRecord:
 
     def __contains__(self, name: str) -> bool:
         return name in self.arrays
+
+    def __eq__(self, other: object) -> bool:
+        """Same generation, layout, info and arrays (every array equal in shape, dtype and values)."""
+        if not isinstance(other, AttentionRecord):
+            return NotImplemented
+        return (
+            self.generation == other.generation
+            and self.architecture == other.architecture
+            and json.dumps(self.info, sort_keys=True, default=str) == json.dumps(other.info, sort_keys=True, default=str)
+            and self.arrays.keys() == other.arrays.keys()
+            and all(
+                self.arrays[k].dtype == other.arrays[k].dtype and torch.equal(self.arrays[k], other.arrays[k])
+                for k in self.arrays
+            )
+        )
 
     @property
     def n_tokens(self) -> int:
@@ -166,9 +183,9 @@ class AttentionRecord:
             meta = json.loads((directory / "record.json").read_text())
             arrays = load_file(str(directory / "attention.safetensors"))
         except (OSError, ValueError) as exc:
-            raise RecordError(f"cannot read an attention record from {directory}: {exc}") from exc
+            raise InputError(f"cannot read an attention record from {directory}: {exc}") from exc
         if meta.get("schema_version") != SCHEMA_VERSION:
-            raise RecordError(
+            raise InputError(
                 f"{directory} has schema version {meta.get('schema_version')}, this attnlens reads {SCHEMA_VERSION}"
             )
         return cls(
@@ -179,5 +196,3 @@ class AttentionRecord:
         )
 
 
-class RecordError(ValueError):
-    """A saved record is missing, unreadable or of another schema version."""

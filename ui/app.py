@@ -23,21 +23,23 @@ from pathlib import Path
 
 import gradio as gr
 
-from agent.backends import Backend, BackendError, get_backend
-from agent.explanation import Explanation
-from agent.pipeline import Explainer
-from clustering import ClusterConfig
-from extraction import BUNDLED, CaptureConfig, CaptureError, InputError, ModelError, generate
-from evaluation.faithfulness import FaithfulnessError
-from ui import render
-from ui.study import Rating, StudyError, record, study_db
+from attnlens.agent.backends import DEFAULT_AGENT_MODEL, Backend, get_backend
+from attnlens.clustering import ClusterConfig
+from attnlens.errors import AttnlensError, InputError
+from attnlens.extraction import BUNDLED, CaptureConfig, generate
+from attnlens.extraction.models import cache_root
+from attnlens.pipeline import views
+from attnlens.pipeline.explainer import Explainer
+from attnlens.pipeline.explanation import Explanation
+from attnlens.pipeline.study import Rating, record, study_db
+from attnlens.ui import render
 
 log = logging.getLogger("attnlens.ui")
 
 STAGES = ("generate", "extract", "cluster", "evaluate", "agent")
 SOURCES = ("mean", "rollout", "answer", "layer")
 WHY = re.compile(r"\s*why did you (say|answer|write) (this|that|it)\s*[?!.]*\s*", re.IGNORECASE)
-USER_ERRORS = (InputError, ModelError, BackendError, CaptureError, FaithfulnessError, StudyError, ValueError)
+USER_ERRORS = (AttnlensError, ValueError)  # shown to the user as they are; anything else is logged
 MODEL_WORK = "models"  # the concurrency group of every event that runs a model
 SESSIONS_KEPT = 200  # sessions whose state (their last explanation, a few MB each) the server keeps
 
@@ -74,7 +76,7 @@ class Service:
     """The shared models: one Explainer per subject model and one agent backend, all made lazily."""
 
     def __init__(self, backend: Backend | None = None, *, backend_name: str = "auto",
-                 agent_model: str = "smollm2-135m", server_url: str | None = None, max_llm_clusters: int = 4):
+                 agent_model: str = DEFAULT_AGENT_MODEL, server_url: str | None = None, max_llm_clusters: int = 4):
         self._backend = backend
         self._max_llm_clusters = max_llm_clusters
         self._owns_backend = backend is None
@@ -139,7 +141,7 @@ def build_app(
     *,
     models: list[str] | None = None,
     backend_name: str = "auto",
-    agent_model: str = "smollm2-135m",
+    agent_model: str = DEFAULT_AGENT_MODEL,
     server_url: str | None = None,
     data_dir: str | Path | None = None,
     max_new_tokens: int = 32,
@@ -148,8 +150,6 @@ def build_app(
     """The app. Pass an already-started agent `backend` to share it (tests share one vLLM engine);
     otherwise one is started (`backend_name`) on the first question. `max_llm_clusters`: clusters
     per explanation the LLM writes rationales for (the rest get template rationales)."""
-    from extraction.models import cache_root
-
     os.environ.setdefault("GRADIO_TEMP_DIR", str(cache_root() / "gradio"))
     models = models or causal_models()
     service = Service(backend, backend_name=backend_name, agent_model=agent_model, server_url=server_url,
@@ -265,14 +265,14 @@ def build_app(
             except Exception as exc:  # noqa: BLE001 - shown in the chat
                 history.append(_message("assistant", render.error_html(user_message(exc))))
                 return history, None
-            history.append(_message("assistant", render.explanation_html(explanation.to_json())))
+            history.append(_message("assistant", views.explanation_html(explanation.to_dict())))
             return history, Shown(explanation, time.monotonic(), settings.to_json())
 
         def after_explain(history: list, shown: Shown | None, prev: dict | None):
             """Outputs shared by both chat events: the study panel follows the explanation on screen."""
             if shown is None:
                 return history, "", prev, None, gr.update(visible=False), gr.update(choices=[], value=None), "", *blank
-            data = shown.explanation.to_json()
+            data = shown.explanation.to_dict()
             choices = [(f"{c['id']}: {c['label']}", c["id"]) for c in data["clusters"]]
             return (history, "", prev, shown, gr.update(visible=True), gr.update(choices=choices, value=None), "", *blank)
 
@@ -342,7 +342,7 @@ def build_app(
                 return gr.skip(), gr.skip(), "Rate an explanation after asking why."
             if None in (c, u, tr):
                 return gr.skip(), gr.skip(), "Please rate clarity, usefulness and trust (1-5)."
-            data = shown.explanation.to_json()
+            data = shown.explanation.to_dict()
             rating = Rating(
                 session=request.session_hash or "", model=data["model"], prompt=data["prompt"], answer=data["answer"],
                 clarity=int(c), usefulness=int(u), trust=int(tr),
@@ -364,11 +364,11 @@ def build_app(
         def explain(prompt: str, model: str = models[0], max_new_tokens: int = max_new_tokens,
                     threshold: float | None = None, resolution: float | None = None, source: str = "mean",
                     layer: int | None = None) -> dict:
-            """Explain the model's answer to `prompt`: the `attnlens explain --json` object (DESIGN.md).
+            """Explain the model's answer to `prompt`: the `attnlens explain --json` object (docs/json.md).
             threshold/resolution None: chosen by the modularity sweep; source: mean|rollout|answer|layer."""
             try:
                 settings = Settings(threshold=threshold, resolution=resolution, source=source, layer=layer)
-                return service.explain(model, prompt, settings, int(max_new_tokens)).to_json()
+                return service.explain(model, prompt, settings, int(max_new_tokens)).to_dict()
             except Exception as exc:  # noqa: BLE001 - the client gets one line
                 raise gr.Error(user_message(exc)) from None
 
@@ -381,7 +381,7 @@ def build_app(
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, *, block: bool = True) -> None:
     """Serve on `host` (127.0.0.1 unless told otherwise). block=False returns at once (tests)."""
     demo.launch(
-        server_name=host, server_port=port, prevent_thread_lock=not block, css=render.CSS,
+        server_name=host, server_port=port, prevent_thread_lock=not block, css=views.CSS,
         ssr_mode=False, show_error=False, quiet=not block, footer_links=["api"],
         state_session_capacity=SESSIONS_KEPT,
     )

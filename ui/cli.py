@@ -1,8 +1,14 @@
-"""The `attnlens` command line. Errors are one line on stderr with a non-zero exit."""
+"""The `attnlens` command line.
+
+Errors are one line on stderr with the exit code of their kind (docs/cli.md): 2 bad input, 3 model,
+4 capture, 5 LLM backend, 1 an internal error, 130 interrupted. Heavy libraries (torch,
+transformers, vLLM, gradio) are imported inside the commands that need them, so `--help` is fast.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import json
 import os
@@ -15,9 +21,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from attnlens import runtime
+from attnlens.agent.backends.base import BACKENDS, DEFAULT_AGENT_MODEL
+from attnlens.errors import AttnlensError, InputError
+from attnlens.extraction.models import BUNDLED, DEFAULT_MODEL, fetch, status
+from attnlens.extraction.text import check_prompt
+from attnlens.pipeline import study
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -25,21 +34,41 @@ app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True)
+BACKEND_HELP = f"agent LLM backend: auto | {' | '.join(BACKENDS)}"
 
 
-def _quiet_transformers() -> None:
-    from transformers.utils import logging
+@app.callback()
+def options(
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="let the libraries' own INFO logs through (vLLM, transformers, httpx, gradio)"
+    ),
+) -> None:
+    """Explain why a language model said what it said, from its own attention."""
+    runtime.configure_logging(verbose)
 
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
+
+def read_prompt(prompt: str | None, prompt_file: Path | None) -> str:
+    """The prompt from --prompt or from --prompt-file (UTF-8; "-" reads stdin; trailing newlines
+    dropped), checked before any model loads."""
+    if (prompt is None) == (prompt_file is None):
+        raise InputError("give the prompt either with --prompt TEXT or with --prompt-file PATH ('-' reads stdin)")
+    if prompt_file is not None:
+        where = "stdin" if str(prompt_file) == "-" else str(prompt_file)
+        try:
+            data = sys.stdin.buffer.read() if where == "stdin" else prompt_file.read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read the prompt from {where}: {exc.strerror or exc}") from None
+        try:
+            prompt = data.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"the prompt in {where} is not UTF-8 text (byte {exc.start})") from None
+    check_prompt(prompt)
+    return prompt
 
 
 @app.command()
 def setup() -> None:
     """Fetch, verify and convert the bundled models (idempotent)."""
-    from extraction.models import BUNDLED, fetch
-
-    _quiet_transformers()
     for name, spec in BUNDLED.items():
         if spec.is_ready():
             out.print(f"[green]ready[/] {name}")
@@ -53,8 +82,6 @@ def setup() -> None:
 @app.command()
 def models(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """List the known models and whether each is ready locally."""
-    from extraction.models import status
-
     rows = status()
     if as_json:
         print(json.dumps(rows, indent=1))
@@ -78,14 +105,16 @@ def _rows_option(rows: str):
         raise typer.BadParameter("use answer, last, all, or comma-separated token indices") from None
 
 
-ModelOpt = typer.Option("smollm2-135m", "--model", "-m", help="bundled name, local folder, or hub id (with --download)")
-PromptOpt = typer.Option(..., "--prompt", "-p", help="the question or text")
+ModelOpt = typer.Option(DEFAULT_MODEL, "--model", "-m", help="bundled name, local folder, or hub id (with --download)")
+PromptOpt = typer.Option(None, "--prompt", "-p", help="the question or text")
+PromptFileOpt = typer.Option(None, "--prompt-file", help="read the prompt from this UTF-8 file; '-' reads stdin")
 
 
 @app.command()
 def extract(
     model: str = ModelOpt,
-    prompt: str = PromptOpt,
+    prompt: str | None = PromptOpt,
+    prompt_file: Path | None = PromptFileOpt,
     out_dir: Path = typer.Option(..., "--out", help="folder for record.json + attention.safetensors"),
     max_new_tokens: int = typer.Option(32, min=0),
     seed: int | None = typer.Option(None, help="sample with this seed (default: greedy)"),
@@ -97,9 +126,9 @@ def extract(
     trust_remote_code: bool = typer.Option(False, help="run the model repository's own code (off by default)"),
 ) -> None:
     """Generate an answer and save its attention record."""
-    from extraction import CaptureConfig, capture, generate, load_model
+    from attnlens.extraction import CaptureConfig, capture, generate, load_model  # deferred: heavy
 
-    _quiet_transformers()
+    prompt = read_prompt(prompt, prompt_file)
     with err.status(f"loading {model}..."):
         lm = load_model(model, trust_remote_code=trust_remote_code, download=download)
     with err.status("generating..."):
@@ -112,69 +141,15 @@ def extract(
     out.print(f"saved {len(record.arrays)} arrays over {len(gen.tokens)} tokens to {out_dir} ({size / 1e6:.1f} MB)")
 
 
-@contextlib.contextmanager
-def stdout_to_stderr():
-    """Everything written to file descriptor 1 (vLLM logs, its engine subprocess) goes to stderr,
-    so `--json` leaves exactly one JSON object on stdout."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
-COLOURS = ("red", "green", "blue", "magenta", "cyan", "yellow", "bright_red", "bright_green")
-
-
-def render_explanation(explanation) -> None:
-    """The readable rendering: the text with its clusters coloured, then one line per cluster."""
-    from rich.markup import escape
-
-    data = explanation.to_json()
-    colour_of = {}
-    for row in data["clusters"][: len(COLOURS)]:
-        for t in row["token_indices"]:
-            colour_of[t] = COLOURS[row["id"]]
-    def shown(role: str) -> str:
-        return "".join(
-            f"[{colour_of[t['index']]}]{escape(t['text'])}[/]" if t["index"] in colour_of else escape(t["text"])
-            for t in data["tokens"]
-            if t["role"] == role and t["segment"] != "template"
-        )
-
-    text = f"[bold]prompt:[/] {shown('prompt')}\n[bold]answer:[/] {shown('answer')}"
-    out.rule(f"{data['model']}: why did the model say this?")
-    out.print(text)
-    table = Table("#", "label", "rationale", "importance", "compr.", "suff.", "source")
-    for row in data["clusters"]:
-        colour = COLOURS[row["id"]] if row["id"] < len(COLOURS) else "white"
-        table.add_row(
-            f"[{colour}]{row['id']}[/]", escape(row["label"]), escape(row["rationale"]), f"{row['importance']:.1%}",
-            f"{row['comprehensiveness']:+.3f}", f"{row['sufficiency']:+.3f}", row["source"],
-        )
-    out.print(table)
-    sc, g = data["scores"], data["graph"]
-    out.print(
-        f"cluster {sc['cluster_id']} (most important with prompt tokens to delete): "
-        f"comprehensiveness {sc['comprehensiveness']:+.3f} (random set of its size "
-        f"{sc['random_comprehensiveness']:+.3f}), sufficiency {sc['sufficiency']:+.3f}; grounding {sc['grounding']:.0%}; "
-        f"graph: {g['edges']} edges, modularity {g['modularity']:.3f}, sink share {g['sink_share']:.0%}"
-    )
-    out.print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in data["timings_s"].items()))
-
-
 @app.command()
 def explain(
     model: str = ModelOpt,
-    prompt: str = PromptOpt,
+    prompt: str | None = PromptOpt,
+    prompt_file: Path | None = PromptFileOpt,
     max_new_tokens: int = typer.Option(32, min=1),
-    as_json: bool = typer.Option(False, "--json", help="print exactly one JSON object (the DESIGN.md contract)"),
-    backend: str = typer.Option("auto", help="agent LLM backend: auto | vllm | vllm-server | transformers"),
-    agent_model: str = typer.Option("smollm2-135m", help="the model that writes the rationales"),
+    as_json: bool = typer.Option(False, "--json", help="print exactly one JSON object (the contract in docs/json.md)"),
+    backend: str = typer.Option("auto", help=BACKEND_HELP),
+    agent_model: str = typer.Option(DEFAULT_AGENT_MODEL, help="the model that writes the rationales"),
     server_url: str | None = typer.Option(None, help="an existing vLLM server (with --backend vllm-server)"),
     seed: int | None = typer.Option(None, help="sample the answer with this seed (default: greedy)"),
     truncate: bool = typer.Option(False, help="cut an over-long prompt from the left instead of failing"),
@@ -183,16 +158,13 @@ def explain(
     trust_remote_code: bool = typer.Option(False, help="run the model repository's own code (off by default)"),
 ) -> None:
     """Answer a question, then explain the answer from the model's attention."""
-    from agent.backends import get_backend
-    from agent.pipeline import Explainer
-    from extraction.generation import InputError
+    from attnlens.agent.backends import get_backend  # deferred: heavy (the engines)
+    from attnlens.pipeline.explainer import Explainer
 
-    _quiet_transformers()
-    if not prompt.strip():
-        raise InputError("the prompt is empty")
+    prompt = read_prompt(prompt, prompt_file)
     with contextlib.ExitStack() as stack:
-        if as_json:
-            stack.enter_context(stdout_to_stderr())
+        if as_json:  # whatever a library prints goes to stderr: stdout holds the one JSON object
+            stack.enter_context(runtime.stdout_to_stderr())
         with err.status("starting: subject model and agent backend...") as status:
             agent_backend = get_backend(backend, model=agent_model, url=server_url)
             stack.callback(agent_backend.close)
@@ -204,9 +176,9 @@ def explain(
         if out_dir:
             explanation.save(out_dir)
     if as_json:
-        print(json.dumps(explanation.to_json()))
+        print(explanation.to_json())
     else:
-        render_explanation(explanation)
+        explanation.show(out)
 
 
 @app.command()
@@ -214,9 +186,8 @@ def demo(
     max_new_tokens: int = typer.Option(16, min=1),
 ) -> None:
     """The main job: run every bundled model on a question and show what attention says."""
-    from extraction import BUNDLED, CaptureConfig, capture, generate, load_model
+    from attnlens.extraction import CaptureConfig, capture, generate, load_model  # deferred: heavy
 
-    _quiet_transformers()
     prompts = {
         "causal": "The Eiffel Tower is in Paris. In which country is the Eiffel Tower?",
         "encoder": "The Eiffel Tower is in Paris, the capital of France.",
@@ -252,23 +223,28 @@ def demo(
 def annotate(
     dataset: Path = typer.Option(..., "--dataset", help="the case file (JSONL, see data/README.md)"),
     out_dir: Path = typer.Option(..., "--out", help="the run directory; re-running the same command resumes"),
-    model: list[str] = typer.Option(["smollm2-135m"], "--model", "-m", help="subject model (repeatable)"),
+    model: list[str] = typer.Option([DEFAULT_MODEL], "--model", "-m", help="subject model (repeatable)"),
     limit: int | None = typer.Option(None, min=1, help="only the first N cases"),
     sample: int | None = typer.Option(None, min=1, help="N cases spread evenly over all subcategories"),
     batch_size: int = typer.Option(8, min=1, help="cases per batch (the agent's LLM steps run batched)"),
     max_new_tokens: int = typer.Option(32, min=1),
-    backend: str = typer.Option("auto", help="agent LLM backend: auto | vllm | vllm-server | transformers"),
-    agent_model: str = typer.Option("smollm2-135m", help="the model that writes the rationales"),
+    backend: str = typer.Option("auto", help=BACKEND_HELP),
+    agent_model: str = typer.Option(DEFAULT_AGENT_MODEL, help="the model that writes the rationales"),
     max_llm_clusters: int = typer.Option(4, min=0, help="clusters per case the LLM writes for (the rest: templates)"),
     retry_errors: bool = typer.Option(False, help="also recompute the cases whose row records an error"),
 ) -> None:
     """Explain every case of a dataset on every model into a resumable run (Parquet + safetensors)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    from agent.annotate import annotate as run_annotate
+    from attnlens.pipeline.annotate import annotate as run_annotate
 
-    _quiet_transformers()
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     columns = (
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
@@ -314,21 +290,18 @@ def evaluate(
     threads: int | None = typer.Option(None, min=1, help="torch threads (default: every core; 1 is faster on a busy machine)"),
 ) -> None:
     """Score every explanation of a run (faithfulness, plausibility, complexity, grounding, signatures) and write a report."""
-    from evaluation.report import evaluate as run_evaluate
-    from evaluation.suite import SuiteConfig
+    from attnlens.evaluation.suite import SuiteConfig
+    from attnlens.reports.report import evaluate as run_evaluate
 
-    _quiet_transformers()
-    _set_threads(threads)
+    runtime.set_threads(threads)
     if ablation not in ("deletion", "knockout", "both"):
         raise click.BadParameter("use deletion, knockout or both", param_hint="--ablation")
     config = SuiteConfig(("deletion", "knockout") if ablation == "both" else (ablation,), random_draws=draws, max_batch=max_batch)
     if study_db is None:
-        from ui.study import study_db as default_study_db
-
-        study_db = default_study_db(None)
+        study_db = study.study_db(None)
     with _case_progress("evaluating") as progress, contextlib.ExitStack() as stack:
         if grounding:
-            stack.enter_context(stdout_to_stderr())  # vLLM's logs
+            stack.enter_context(runtime.stdout_to_stderr())  # vLLM's own prints
         folder = run_evaluate(
             run, out_dir, config, grounding_limit=grounding, backend=backend, study_db=study_db, limit=limit,
             progress=progress,
@@ -346,27 +319,26 @@ def findings(
     threads: int | None = typer.Option(None, min=1, help="torch threads (default: every core; 1 is faster on a busy machine)"),
 ) -> None:
     """Write the findings of annotated runs: signature profiles, categories, correctness, failures, faithfulness."""
-    from evaluation.findings import findings as run_findings
+    from attnlens.reports.findings import findings as run_findings
 
-    _quiet_transformers()
-    _set_threads(threads)
+    runtime.set_threads(threads)
     with _case_progress("findings") as progress:
         path = run_findings(run, out_file, suite_cases=suite, encoders=tuple(encoder or ()), publish_to=publish,
                             progress=progress)
     out.print(f"findings: {path} (figures and data in {path.parent / (path.stem + '-data')})")
 
 
-def _set_threads(threads: int | None) -> None:
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-
-
 @contextlib.contextmanager
 def _case_progress(description: str):
     """A progress bar on stderr; yields the `progress(label, finished, total)` callback."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[case]}"))  # fmt: skip
@@ -384,17 +356,16 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="interface to bind (0.0.0.0 exposes the app to the network)"),
     port: int = typer.Option(7860, min=1, max=65535),
     model: list[str] | None = typer.Option(None, "--model", "-m", help="subject models in the picker (default: the bundled chat/base models)"),
-    backend: str = typer.Option("auto", help="agent LLM backend: auto | vllm | vllm-server | transformers"),
-    agent_model: str = typer.Option("smollm2-135m", help="the model that writes the rationales"),
+    backend: str = typer.Option("auto", help=BACKEND_HELP),
+    agent_model: str = typer.Option(DEFAULT_AGENT_MODEL, help="the model that writes the rationales"),
     server_url: str | None = typer.Option(None, help="an existing vLLM server (with --backend vllm-server)"),
     data_dir: Path | None = typer.Option(None, help="study data directory (default: <cache>/study)"),
     max_new_tokens: int = typer.Option(32, min=1, max=128, help="default answer length in the settings panel"),
     max_llm_clusters: int = typer.Option(4, min=0, help="clusters per explanation the LLM writes for (the rest: templates)"),
 ) -> None:
     """Start the Gradio app: chat, "why did you say this?", attention views, study mode, /explain API."""
-    from ui.app import build_app, launch
+    from attnlens.ui.app import build_app, launch
 
-    _quiet_transformers()
     demo = build_app(
         models=model or None, backend_name=backend, agent_model=agent_model, server_url=server_url,
         data_dir=data_dir, max_new_tokens=max_new_tokens, max_llm_clusters=max_llm_clusters,
@@ -416,38 +387,32 @@ def study_export(
     data_dir: Path | None = typer.Option(None, help="study data directory (default: <cache>/study)"),
 ) -> None:
     """Export every study rating to CSV."""
-    from ui.study import export_csv, study_db
-
-    db = study_db(data_dir)
-    count = export_csv(db, out_file)
+    db = study.study_db(data_dir)
+    count = study.export_csv(db, out_file)
     out.print(f"{count} ratings from {db} written to {out_file}")
 
 
 BENCHMARKS = ("extraction", "clustering", "explain", "evaluate", "annotate", "tools")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def bench(ctx: typer.Context, name: str = typer.Argument(..., help=" | ".join(BENCHMARKS))) -> None:
-    """Run a benchmark and print its table (--json for JSON); extra options go to the benchmark."""
-    _quiet_transformers()
+# --help is the benchmark's own: `attnlens bench NAME --help` shows that benchmark's options.
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})
+def bench(ctx: typer.Context, name: str = typer.Argument("--help", help=" | ".join(BENCHMARKS))) -> None:
+    """Run a benchmark and print its table (--json for JSON); `attnlens bench NAME --help` lists its options."""
+    if name in ("--help", "-h"):
+        out.print(ctx.get_help())
+        out.print("benchmarks: " + ", ".join(BENCHMARKS) + " (each: attnlens bench NAME --help)")
+        return
     if name not in BENCHMARKS:
         raise click.UsageError(f"unknown benchmark {name!r}; available: {', '.join(BENCHMARKS)}")
-    raise typer.Exit(importlib.import_module(f"benchmarks.{name}").main(list(ctx.args)))
+    # deferred: each benchmark imports what it measures
+    raise typer.Exit(importlib.import_module(f"attnlens.benchmarks.{name}").main(list(ctx.args)))
 
 
 def main() -> None:
-    """Entry point: user errors become one line on stderr and exit code 2."""
-    from agent.annotate import AnnotateError
-    from agent.backends import BackendError
-    from evaluation.faithfulness import FaithfulnessError
-    from evaluation.report import RunError
-    from extraction import CaptureError, InputError, ModelError, RecordError
-    from ui.study import StudyError
-
-    user_errors = (
-        AnnotateError, BackendError, CaptureError, FaithfulnessError, InputError, ModelError, RecordError,
-        RunError, StudyError, FileNotFoundError, PermissionError,
-    )
+    """Entry point: an attnlens error becomes one line on stderr and its kind's exit code; SIGTERM
+    ends the command like Ctrl-C does (engines shut down, nothing left running)."""
+    runtime.exit_on_sigterm()
     try:
         rc = app(standalone_mode=False)
     except click.ClickException as exc:
@@ -456,12 +421,25 @@ def main() -> None:
     except (click.Abort, KeyboardInterrupt):
         err.print("interrupted")
         sys.exit(130)
-    except user_errors as exc:
+    except AttnlensError as exc:
         print(f"attnlens: error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except Exception as exc:  # a bug, not bad input: one line, the traceback only on request
-        if os.environ.get("ATTNLENS_DEBUG"):
-            raise
-        print(f"attnlens: internal error: {type(exc).__name__}: {exc} (set ATTNLENS_DEBUG=1 for the traceback)", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(exc.exit_code)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            print(f"attnlens: error: the disk is full ({exc.filename or 'writing'}): free some space", file=sys.stderr)
+            sys.exit(InputError.exit_code)
+        if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
+            print(f"attnlens: error: {exc}", file=sys.stderr)
+            sys.exit(InputError.exit_code)
+        _internal(exc)
+    except Exception as exc:  # noqa: BLE001 - a bug, not bad input
+        _internal(exc)
     sys.exit(rc if isinstance(rc, int) else 0)
+
+
+def _internal(exc: BaseException) -> None:
+    """A bug: one line, the traceback only on request."""
+    if os.environ.get("ATTNLENS_DEBUG"):
+        raise exc
+    print(f"attnlens: internal error: {type(exc).__name__}: {exc} (set ATTNLENS_DEBUG=1 for the traceback)", file=sys.stderr)
+    sys.exit(1)

@@ -9,22 +9,15 @@ rendered only for the one head asked for.
 
 from __future__ import annotations
 
-import html
-
 import networkx as nx
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from agent.explanation import Explanation
-from extraction.record import AttentionRecord
+from attnlens.extraction.record import AttentionRecord
+from attnlens.pipeline.explanation import Explanation
+from attnlens.pipeline.views import colour, text_html
 
-# Distinct, light enough to read black text on (Tableau 10, lightened); clusters past it are grey.
-PALETTE = (
-    "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5",
-    "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5", "#d9d9d9",
-)
-OTHER = "#eeeeee"
 MAX_LABELLED = 80  # graphs up to this many tokens show each token's text beside its vertex
 
 # (record array, what the grid shows) for the layer x head grid.
@@ -34,27 +27,6 @@ HEAD_STATS: dict[str, tuple[str, str]] = {
     "locality": ("head_distance", "mean distance (in tokens) between a query and what it attends to: low = local"),
 }
 
-CSS = """
-.al-msg { white-space: pre-wrap; line-height: 1.7; }
-.al-tok { border-radius: 3px; padding: 0 1px; }
-.al-clusters { margin: 6px 0 0 0; padding-left: 0; list-style: none; }
-.al-clusters li { margin: 3px 0; }
-.al-swatch { display: inline-block; min-width: 1.4em; text-align: center; border-radius: 3px; font-weight: bold; color: #222; }
-.al-template { font-size: 0.8em; border: 1px solid #999; border-radius: 3px; padding: 0 3px; color: #555; }
-.al-scores { font-size: 0.9em; color: #444; margin-top: 4px; }
-.al-error { color: #b00020; }
-.al-note { font-size: 0.9em; color: #555; }
-"""
-
-
-def colour(cluster_id: int) -> str:
-    return PALETTE[cluster_id] if 0 <= cluster_id < len(PALETTE) else OTHER
-
-
-def text_html(text: str) -> str:
-    """Escaped text with newlines as <br>: safe inside a chat message and free of raw newlines."""
-    return html.escape(text).replace("\r\n", "<br>").replace("\n", "<br>")
-
 
 def message_html(text: str) -> str:
     """A plain chat message (a question or an answer)."""
@@ -63,58 +35,6 @@ def message_html(text: str) -> str:
 
 def error_html(message: str) -> str:
     return f'<div class="al-msg al-error">&#9888; {text_html(message)}</div>'
-
-
-def _tokens_html(data: dict, role: str, colour_of: dict[int, str]) -> str:
-    parts = []
-    for t in data["tokens"]:
-        if t["role"] != role or t["segment"] == "template":
-            continue
-        shown = text_html(t["text"])
-        if t["index"] in colour_of:
-            parts.append(f'<span class="al-tok" style="background:{colour_of[t["index"]]}">{shown}</span>')
-        else:
-            parts.append(shown)
-    return "".join(parts)
-
-
-def explanation_html(data: dict) -> str:
-    """The chat reply to "why did you say this?": the text with its clusters highlighted, then one
-    line per cluster (label, rationale, importance, faithfulness; template rationales marked)."""
-    colour_of = {t: colour(c["id"]) for c in data["clusters"] for t in c["token_indices"]}
-    lines = []
-    for c in data["clusters"]:
-        template = (
-            ' <span class="al-template" title="no LLM draft passed the checks: built from the evidence alone">'
-            "template</span>"
-            if c["source"] == "template"
-            else ""
-        )
-        lines.append(
-            f'<li><span class="al-swatch" style="background:{colour(c["id"])}">{c["id"]}</span> '
-            f"<b>{html.escape(c['label'])}</b>{template}: {text_html(c['rationale'])} "
-            f'<span class="al-note">importance {c["importance"]:.1%} &middot; comprehensiveness '
-            f'{c["comprehensiveness"]:+.3f} &middot; sufficiency {c["sufficiency"]:+.3f}</span></li>'
-        )
-    sc, g = data["scores"], data["graph"]
-    scores = (
-        f"Cluster {sc['cluster_id']} (the most important with prompt tokens to delete): comprehensiveness "
-        f"{sc['comprehensiveness']:+.3f} vs {sc['random_comprehensiveness']:+.3f} for a random token set of its size, "
-        f"sufficiency {sc['sufficiency']:+.3f}; rationales grounded {sc['grounding']:.0%}. Graph: {g['edges']} edges, "
-        f"threshold {g['threshold']:.4f}, resolution {g['resolution']:g}, modularity {g['modularity']:.3f}, "
-        f"source {html.escape(str(g.get('source', '')))}; the sink holds {g['sink_share']:.0%} of the attention. "
-        f"Took {sum(data['timings_s'].values()):.1f} s ("
-        + ", ".join(f"{html.escape(k)} {v:.1f}" for k, v in data["timings_s"].items())
-        + ")."
-    )
-    return (
-        '<div class="al-msg">'
-        f"<b>prompt:</b> {_tokens_html(data, 'prompt', colour_of)}<br>"
-        f"<b>answer:</b> {_tokens_html(data, 'answer', colour_of)}"
-        f'<ol class="al-clusters">{"".join(lines)}</ol>'
-        f'<div class="al-scores">{scores}</div>'
-        "</div>"
-    )
 
 
 def _label(text: str, index: int) -> str:
@@ -200,7 +120,7 @@ def graph_figure(explanation: Explanation) -> go.Figure:
         xs += [layout[a][0], layout[b][0], None]
         ys += [layout[a][1], layout[b][1], None]
     fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(width=0.5, color="#bbbbbb"), hoverinfo="skip", showlegend=False))
-    labels = {c.id: explanation.agent.rationales[c.id]["label"] for c in clustering.clusters}
+    labels = {c.id: explanation.agent.rationales[c.id].label for c in clustering.clusters}
     for c in clustering.clusters:
         fig.add_trace(
             go.Scatter(

@@ -18,9 +18,9 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks.tools.envs import TOOLS
-from benchmarks.tools.harness import Budget, load_rows, run_grid, tools_dir
-from benchmarks.tools.inputs import LENGTHS, MODELS
+from attnlens.benchmarks.tools.envs import TOOLS
+from attnlens.benchmarks.tools.harness import Budget, load_rows, run_grid, tools_dir
+from attnlens.benchmarks.tools.inputs import LENGTHS, MODELS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(n < 2 for n in args.lengths):
         parser.error("--lengths must be at least 2 tokens")
 
-    from benchmarks.tools import report
+    from attnlens.benchmarks.tools import report
 
     if args.report:
         report.update_doc()

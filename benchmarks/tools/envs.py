@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from extraction.models import cache_root
+from attnlens.extraction.models import cache_root
 
 ADAPTERS = Path(__file__).parent / "adapters"
 COMMON = ("transformers", "safetensors", "torch==2.13.0")

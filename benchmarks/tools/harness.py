@@ -24,10 +24,10 @@ from pathlib import Path
 
 import psutil
 
-from benchmarks.tools.envs import TOOLS, Env, ensure_env, install_summary
-from benchmarks.tools.inputs import ContextError, prepare
-from benchmarks.tools.render import render as render_page
-from extraction.models import cache_root
+from attnlens.benchmarks.tools.envs import TOOLS, Env, ensure_env, install_summary
+from attnlens.benchmarks.tools.inputs import ContextError, prepare
+from attnlens.benchmarks.tools.render import render as render_page
+from attnlens.extraction.models import cache_root
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENS = REPO / "docs" / "tool-screens"

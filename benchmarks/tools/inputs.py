@@ -13,8 +13,8 @@ import json
 import shutil
 from pathlib import Path
 
-from benchmarks.extraction import TEXT
-from extraction.models import BUNDLED, cache_root
+from attnlens.benchmarks.extraction import TEXT
+from attnlens.extraction.models import BUNDLED, cache_root
 
 MODELS = ("smollm2-135m", "gemma3-270m", "minilm-l6", "tiny-gpt2")
 LENGTHS = (64, 256, 1024, 4096)

@@ -70,7 +70,7 @@ def _render_here(html: Path, screenshot: Path, budget_s: float) -> dict:
 def render(html: Path, screenshot: Path, budget_s: float) -> dict:
     """Open `html` in a fresh headless Chromium (child process, killed at the budget) and screenshot it."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.tools.render", str(html), str(screenshot), str(budget_s)],
+        [sys.executable, "-m", "attnlens.benchmarks.tools.render", str(html), str(screenshot), str(budget_s)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
     try:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks.tools.envs import TOOLS, ensure_env, install_summary
-from benchmarks.tools.harness import REPO, integration_lines
-from benchmarks.tools.inputs import LENGTHS, MODELS, TINY_GPT2
+from attnlens.benchmarks.tools.envs import TOOLS, ensure_env, install_summary
+from attnlens.benchmarks.tools.harness import REPO, integration_lines
+from attnlens.benchmarks.tools.inputs import LENGTHS, MODELS, TINY_GPT2
 
 DATA = REPO / "docs" / "data" / "tool-benchmark.json"
 DOC = REPO / "docs" / "tool-comparison.md"

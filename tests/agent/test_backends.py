@@ -8,6 +8,7 @@ question whose real answer is outside the enum proves the constraint is really a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -18,9 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from agent import backends
-from agent.backends import (
-    BackendError,
+from attnlens.agent import backends
+from attnlens.agent.backends import (
     StructuredRequest,
     StructuredResult,
     TransformersBackend,
@@ -29,10 +29,10 @@ from agent.backends import (
     engine_settings,
     get_backend,
     parse_result,
-    schema_errors,
-    tokens_per_second,
+    schema_error,
     vllm_env,
 )
+from attnlens.errors import BackendError, ModelError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,7 +106,7 @@ def assert_all_valid(results: list[StructuredResult], requests: list[StructuredR
     for result, request in zip(results, requests):
         assert result.error is None, (result.error, result.text)
         assert result.data == json.loads(result.text)
-        assert schema_errors(result.data, request.schema) is None
+        assert schema_error(result.data, request.schema) is None
         assert 0 < result.tokens <= request.max_tokens
     # The proof that the schema is applied: the true answer, Paris, is not allowed.
     assert results[0].data["answer"] in {"zebra", "quokka"}
@@ -116,14 +116,14 @@ def assert_all_valid(results: list[StructuredResult], requests: list[StructuredR
 
 
 def one_call_for_the_batch(backend, requests, **kwargs) -> list[StructuredResult]:
-    before = dict(backend.stats)
+    before = dataclasses.replace(backend.stats)
     start = time.perf_counter()
     results = backend.generate(requests, **kwargs)
     seconds = time.perf_counter() - start
-    assert backend.stats["calls"] == before["calls"] + 1
-    assert backend.stats["requests"] == before["requests"] + len(requests)
+    assert backend.stats.calls == before.calls + 1
+    assert backend.stats.requests == before.requests + len(requests)
     tokens = sum(r.tokens for r in results)
-    assert backend.stats["tokens"] == before["tokens"] + tokens
+    assert backend.stats.tokens == before.tokens + tokens
     print(f"\n[{backend.name}] {len(requests)} requests, {tokens} tokens in {seconds:.2f} s: {tokens / seconds:.1f} tok/s")
     return results
 
@@ -162,17 +162,18 @@ def group_alive(pgid: int) -> bool:
 
 
 def test_schema_check_covers_the_agent_schemas():
-    assert schema_errors({"answer": "zebra"}, ENUM) is None
-    assert "not in enum" in schema_errors({"answer": "Paris"}, ENUM)
-    assert "unexpected property" in schema_errors({"answer": "zebra", "x": 1}, ENUM)
-    assert "missing 'tokens'" in schema_errors({}, TOKENS)
-    assert "maxItems" in schema_errors({"tokens": [","] * 5}, TOKENS)
-    assert schema_errors({"tokens": ["\\", '"', " Japan"]}, TOKENS) is None
-    assert "maxLength" in schema_errors({"summary": "x" * 41, "confidence": 0.5}, BOUNDED)
-    assert "maximum" in schema_errors({"summary": "x", "confidence": 54}, BOUNDED)
-    assert "expected number" in schema_errors({"summary": "x", "confidence": True}, BOUNDED)
-    assert "expected integer" in schema_errors({"verdict": "accept", "cluster": 1.5, "issues": []}, NESTED)
-    assert schema_errors({"verdict": "accept", "cluster": 2, "issues": ["a"]}, NESTED) is None
+    """jsonschema does the checking; schema_error names where the first violation is."""
+    assert schema_error({"answer": "zebra"}, ENUM) is None
+    assert schema_error({"answer": "Paris"}, ENUM) == "$.answer: 'Paris' is not one of ['zebra', 'quokka']"
+    assert "Additional properties" in schema_error({"answer": "zebra", "x": 1}, ENUM)
+    assert "'tokens' is a required property" in schema_error({}, TOKENS)
+    assert "is too long" in schema_error({"tokens": [","] * 5}, TOKENS)
+    assert schema_error({"tokens": ["\\", '"', " Japan"]}, TOKENS) is None
+    assert schema_error({"summary": "x" * 41, "confidence": 0.5}, BOUNDED).startswith("$.summary: ")
+    assert "greater than the maximum" in schema_error({"summary": "x", "confidence": 54}, BOUNDED)
+    assert "is not of type 'number'" in schema_error({"summary": "x", "confidence": True}, BOUNDED)
+    assert "is not of type 'integer'" in schema_error({"verdict": "accept", "cluster": 1.5, "issues": []}, NESTED)
+    assert schema_error({"verdict": "accept", "cluster": 2, "issues": ["a"]}, NESTED) is None
     # pydantic-style $defs / $ref and anyOf (Optional[...])
     ref = {
         "$defs": {"Item": {"type": "object", "properties": {"k": {"type": "string", "maxLength": 2}}}},
@@ -180,9 +181,9 @@ def test_schema_check_covers_the_agent_schemas():
         "properties": {"items": {"type": "array", "items": {"$ref": "#/$defs/Item"}},
                        "note": {"anyOf": [{"type": "string"}, {"type": "null"}]}},
     }
-    assert schema_errors({"items": [{"k": "ab"}], "note": None}, ref) is None
-    assert "maxLength" in schema_errors({"items": [{"k": "abc"}]}, ref)
-    assert "anyOf" in schema_errors({"note": 3}, ref)
+    assert schema_error({"items": [{"k": "ab"}], "note": None}, ref) is None
+    assert schema_error({"items": [{"k": "abc"}]}, ref).startswith("$.items[0].k: 'abc' is too long")
+    assert "is not valid under any of the given schemas" in schema_error({"note": 3}, ref)
 
 
 def test_a_bad_output_is_a_result_not_an_exception():
@@ -198,12 +199,13 @@ def test_a_bad_output_is_a_result_not_an_exception():
 
 @pytest.mark.parametrize("name", ["auto", "vllm", "vllm-server", "transformers"])
 def test_a_missing_model_folder_is_one_clear_line(tmp_path, name):
-    with pytest.raises(BackendError) as err:
+    """The model is resolved by the registry before any backend starts: a ModelError, one line."""
+    with pytest.raises(ModelError) as err:
         get_backend(name, model=str(tmp_path / "nowhere"))
     message = str(err.value)
-    assert "\n" not in message and "does not exist" in message and "nowhere" in message
+    assert "\n" not in message and "not a local folder" in message and "nowhere" in message
     (tmp_path / "empty").mkdir()
-    with pytest.raises(BackendError, match="no config.json") as err:
+    with pytest.raises(ModelError, match="no config.json") as err:
         get_backend(name, model=str(tmp_path / "empty"))
     assert "\n" not in str(err.value)
 
@@ -339,11 +341,11 @@ class TestVLLM:
         return vllm_backend
 
     def test_auto_picks_vllm_and_shares_the_engine(self, backend):
-        print(f"\n[vllm] engine start (LLM()) {backend.stats['startup_seconds']:.1f} s")
+        print(f"\n[vllm] engine start (LLM()) {backend.stats.startup_seconds:.1f} s")
         assert isinstance(backend, VLLMBackend) and backend.name == "vllm" and backend.model == "smollm2-135m"
         auto = get_backend("auto")  # vllm imports here, so "auto" must pick it
         assert isinstance(auto, VLLMBackend) and auto._engine is backend._engine  # one engine per process
-        assert auto.stats["calls"] == 0
+        assert auto.stats.calls == 0
         auto.close()  # not the last user: the engine stays up
         assert backend._engine.llm is not None and backends._ENGINES[backend.path] is backend._engine
         with pytest.raises(BackendError, match="closed"):
@@ -360,7 +362,7 @@ class TestVLLM:
         assert_all_valid(first[4:], requests[4:])
         again = backend.generate(requests, temperature=1.2, seed=7)
         assert [r.text for r in again] == [r.text for r in first]  # a request's output depends on its seed only
-        assert tokens_per_second(backend.stats) > 0
+        assert backend.stats.tokens_per_second > 0
 
     def test_one_bad_request_does_not_sink_the_batch(self, backend):
         too_long = StructuredRequest([{"role": "user", "content": "word " * 3000}], ENUM, max_tokens=20)
@@ -371,8 +373,8 @@ class TestVLLM:
         print(f"\n[vllm] over-long prompt: {results[1].error[:200]}")
 
     def test_empty_batch(self, backend):
-        calls = backend.stats["calls"]
-        assert backend.generate([]) == [] and backend.stats["calls"] == calls
+        calls = backend.stats.calls
+        assert backend.generate([]) == [] and backend.stats.calls == calls
 
 
 # ------------------------------------------------------------------------------------------
@@ -383,7 +385,7 @@ class TestVLLM:
 @pytest.fixture(scope="class")
 def transformers_backend():
     backend = get_backend("transformers")
-    print(f"\n[transformers] loaded in {backend.stats['startup_seconds']:.1f} s")
+    print(f"\n[transformers] loaded in {backend.stats.startup_seconds:.1f} s")
     yield backend
     backend.close()
 
@@ -403,7 +405,7 @@ class TestTransformers:
         requests = [mixed_requests()[0]] * 3 + [mixed_requests()[1]]
         results = one_call_for_the_batch(backend, requests, temperature=1.0, seed=3)
         for result, request in zip(results, requests):
-            assert result.ok and schema_errors(result.data, request.schema) is None
+            assert result.ok and schema_error(result.data, request.schema) is None
         again = backend.generate(requests, temperature=1.0, seed=3)
         assert [r.text for r in again] == [r.text for r in results]
 
@@ -415,7 +417,8 @@ def test_auto_falls_back_to_transformers_without_vllm():
     code = """
 import sys, warnings
 sys.modules["vllm"] = None  # makes every `import vllm` raise ImportError
-from agent.backends import BackendError, get_backend, StructuredRequest
+from attnlens.agent.backends import get_backend, StructuredRequest
+from attnlens.errors import BackendError
 try:
     get_backend("vllm")
 except BackendError as exc:

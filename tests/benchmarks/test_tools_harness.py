@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.tools import main
-from benchmarks.tools.envs import ensure_env
-from benchmarks.tools.harness import Budget, integration_lines, load_rows, run_adapter, run_cell
-from benchmarks.tools.inputs import prepare
+from attnlens.benchmarks.tools import main
+from attnlens.benchmarks.tools.envs import ensure_env
+from attnlens.benchmarks.tools.harness import Budget, integration_lines, load_rows, run_adapter, run_cell
+from attnlens.benchmarks.tools.inputs import prepare
 
 
 def test_the_attnlens_cell_runs_end_to_end(tmp_path):
@@ -85,7 +85,7 @@ def test_json_rows_and_a_second_run_skips_finished_cells(tmp_path, capsys):
 
 
 def test_integration_lines_count_code_not_the_docstring():
-    from benchmarks.tools.envs import TOOLS
+    from attnlens.benchmarks.tools.envs import TOOLS
 
     text = TOOLS["bertviz"].adapter.read_text()
     code = text[text.index('"""', 3) + 3:]
@@ -95,7 +95,7 @@ def test_integration_lines_count_code_not_the_docstring():
 @pytest.mark.browser
 def test_chromium_tells_a_self_contained_page_from_one_that_needs_a_cdn(tmp_path):
     """`.invalid` never resolves (RFC 2606): the same failure a CDN gives on a machine without internet."""
-    from benchmarks.tools.render import render
+    from attnlens.benchmarks.tools.render import render
 
     local = tmp_path / "local.html"
     local.write_text("<!doctype html><svg width='50' height='50'><circle r='20' cx='25' cy='25'/></svg><p>attention</p>")
@@ -113,7 +113,7 @@ def test_chromium_tells_a_self_contained_page_from_one_that_needs_a_cdn(tmp_path
 
 @pytest.mark.browser
 def test_a_page_that_keeps_chromium_busy_is_stopped_at_the_budget(tmp_path):
-    from benchmarks.tools.render import render
+    from attnlens.benchmarks.tools.render import render
 
     busy = tmp_path / "busy.html"
     busy.write_text("<!doctype html><p>loading</p><script>while (true) {}</script>")

@@ -2,8 +2,8 @@
 
 import json
 
-from benchmarks.tools.harness import REPO
-from benchmarks.tools.report import DATA, DOC, END, START, tables
+from attnlens.benchmarks.tools.harness import REPO
+from attnlens.benchmarks.tools.report import DATA, DOC, END, START, tables
 
 
 def test_the_report_tables_are_generated_from_the_exported_data():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from extraction.record import ArchitectureInfo, AttentionRecord, Generation, Token
+from attnlens.extraction.record import ArchitectureInfo, AttentionRecord, Generation, Token
 
 
 def _make_record(

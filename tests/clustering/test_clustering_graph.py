@@ -4,8 +4,8 @@ import igraph as ig
 import numpy as np
 import pytest
 
-from clustering import AttentionGraph, ClusterConfig, build_graph, normalise, prune, source_matrix
-from clustering.graph import degree_thresholds
+from attnlens.clustering import AttentionGraph, ClusterConfig, build_graph, normalise, prune, source_matrix
+from attnlens.clustering.graph import degree_thresholds
 
 # Causal attention over 4 tokens; every row sums to 1; token 0 is the sink.
 CAUSAL = np.array(

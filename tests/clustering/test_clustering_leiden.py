@@ -4,8 +4,8 @@ import igraph as ig
 import numpy as np
 import pytest
 
-from clustering import ClusterConfig, SweepPoint, cluster
-from clustering.leiden import build_igraph, choose, consensus
+from attnlens.clustering import ClusterConfig, SweepPoint, cluster
+from attnlens.clustering.leiden import build_igraph, choose, consensus
 
 ENGINES = ["igraph", "leidenalg"]
 

@@ -4,8 +4,8 @@ import igraph as ig
 import numpy as np
 import pytest
 
-from clustering import ClusterConfig, Clustering, build_graph, cluster, token_type
-from clustering.stats import attention_of, describe, spans
+from attnlens.clustering import ClusterConfig, Clustering, build_graph, cluster, token_type
+from attnlens.clustering.stats import attention_of, describe, spans
 
 TEXTS = ["<s>", "Explain", " 12", " apples", " Paris"]
 # Causal attention over 5 tokens. By hand, after dropping token 0, removing the diagonal and
@@ -117,7 +117,7 @@ def test_spans():
 
 @pytest.mark.slow
 def test_real_smollm_answer(smollm):
-    from extraction import CaptureConfig, capture, generate
+    from attnlens.extraction import CaptureConfig, capture, generate
 
     generation = generate(smollm, "What is 12 times 7?", max_new_tokens=4, seed=0)
     record = capture(smollm, generation, CaptureConfig(keep_layers=(20,)))

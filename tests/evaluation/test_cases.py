@@ -1,7 +1,6 @@
 """The case dataset (data/cases.jsonl), its card, and the answer checkers in evaluation.cases."""
 
 import builtins
-import importlib.util
 import json
 import os
 import re
@@ -10,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.cases import (
+from attnlens.data import build_cases
+from attnlens.evaluation.cases import (
     CATEGORIES,
     DEFAULT_PATH,
     Case,
-    CaseFileError,
+    InputError,
     NumericCheck,
     check_answer,
     first_number,
@@ -111,18 +111,11 @@ def test_loads_with_datasets_offline(monkeypatch, tmp_path):
     assert ds[0]["id"] == CASES[0].id
 
 
-def _build_module():
-    spec = importlib.util.spec_from_file_location("build_cases", ROOT / "data" / "build_cases.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_file_and_card_table_are_what_build_cases_produces():
-    build = _build_module()
+    build = build_cases
     built = build.build()
     on_disk = [json.loads(line) for line in DEFAULT_PATH.read_text(encoding="utf-8").splitlines() if line.strip()]
-    assert built == on_disk, "data/cases.jsonl is stale: run .venv/bin/python data/build_cases.py"
+    assert built == on_disk, "data/cases.jsonl is stale: run .venv/bin/python -m attnlens.data.build_cases"
     readme = (ROOT / "data" / "README.md").read_text(encoding="utf-8")
     assert f"{build.TABLE_START}\n{build.counts_table(built)}\n{build.TABLE_END}" in readme
     assert build.generate_arithmetic() == build.generate_arithmetic()  # deterministic
@@ -160,7 +153,7 @@ GOOD = {
 )
 def test_bad_line_is_reported_with_its_line_number(tmp_path, bad, message):
     path = _write(tmp_path, [GOOD, bad])
-    with pytest.raises(CaseFileError, match=r":2:") as err:
+    with pytest.raises(InputError, match=r":2:") as err:
         load_cases(path)
     assert message in str(err.value)
 

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from evaluation.faithfulness import (
+from attnlens.evaluation.faithfulness import (
     CURVE_POINTS,
-    FaithfulnessError,
+    InputError,
     _attention_mask_argument,
     _ranking_numbers,
-    aopc,
     answer_logprob,
     answer_probability,
+    aopc,
     build_inputs,
     cluster_faithfulness,
     compare,
@@ -34,11 +34,9 @@ from evaluation.faithfulness import (
     score_inputs,
     user_indices,
 )
-from evaluation.metrics import METRICS
-from extraction import generate
-
+from attnlens.evaluation.metrics import METRICS
+from attnlens.extraction import generate
 from tests.evaluation.conftest import PLANTED
-
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +166,7 @@ def test_only_user_tokens_are_ever_removed(smollm, planted):
                     assert present == list(range(len(g.tokens) - 1))
     template, answer = kept_always[0], g.answer_start
     for bad in [(template,), (answer,), (len(g.tokens) + 3,)]:
-        with pytest.raises(FaithfulnessError, match="only user tokens"):
+        with pytest.raises(InputError, match="only user tokens"):
             score_inputs(smollm, g, [bad])
 
 

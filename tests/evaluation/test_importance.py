@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from evaluation.faithfulness import leave_one_out, score_inputs, user_indices
-from evaluation.importance import (
+from attnlens.evaluation.faithfulness import leave_one_out, score_inputs, user_indices
+from attnlens.evaluation.importance import (
     SOURCES,
     cluster_importance,
     gradient_x_input,
@@ -15,10 +15,8 @@ from evaluation.importance import (
     random_importance,
     rollout_attention,
 )
-from extraction import CaptureConfig, capture, generate
-
+from attnlens.extraction import CaptureConfig, capture, generate
 from tests.evaluation.conftest import PLANTED as PROMPT
-
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +91,7 @@ def test_leave_one_out_is_the_drop_of_each_singleton(smollm, case):
 
 
 def test_random_is_seeded():
-    from extraction.record import Generation, Token
+    from attnlens.extraction.record import Generation, Token
 
     tokens = [Token(i, i, "x", "prompt", "user", i, i + 1) for i in range(6)]
     g = Generation("m", "xxxxxx", "xxxxxx", "", tokens, 6)
@@ -103,7 +101,7 @@ def test_random_is_seeded():
 
 
 def test_cluster_importance_spreads_each_value_over_its_tokens():
-    from extraction.record import Generation, Token
+    from attnlens.extraction.record import Generation, Token
 
     segments = ["template", "user", "user", "user", "user", "template", "answer"]
     tokens = [Token(i, i, "x", "answer" if s == "answer" else "prompt", s, i, i + 1) for i, s in enumerate(segments)]

@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from evaluation.cases import load_cases
-from evaluation.faithfulness import user_indices
-from evaluation.metrics import METRICS, Metric, describe
-from evaluation.plausibility import (
+from attnlens.evaluation.cases import load_cases
+from attnlens.evaluation.faithfulness import user_indices
+from attnlens.evaluation.metrics import METRICS, Metric, describe
+from attnlens.evaluation.plausibility import (
     auprc,
     average_precision,
     complexity,
@@ -27,9 +27,7 @@ from evaluation.plausibility import (
     token_prf,
     top_k_tokens,
 )
-from extraction import generate
-
-
+from attnlens.extraction import generate
 
 # --------------------------------------------------------------------------- the registry
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from evaluation import signatures
-from evaluation.plausibility import gini
-from extraction import CaptureConfig, capture, generate
-from extraction.record import Generation, Token
+from attnlens.evaluation import signatures
+from attnlens.evaluation.plausibility import gini
+from attnlens.extraction import CaptureConfig, capture, generate
+from attnlens.extraction.record import Generation, Token
 
 
 def test_row_gini_matches_the_scalar_gini_over_causal_keys():

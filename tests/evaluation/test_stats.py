@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from evaluation import stats
+from attnlens.evaluation import stats
 
 
 def test_mean_ci_brackets_the_mean_and_is_seeded():

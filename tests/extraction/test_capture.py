@@ -6,7 +6,8 @@ import pytest
 import torch
 import transformers
 
-from extraction import CaptureConfig, CaptureError, capture, capture_ids, encode, generate, wrap
+from attnlens.errors import CaptureError
+from attnlens.extraction import CaptureConfig, capture, capture_ids, encode, generate, wrap
 from tests.conftest import bundled_model
 
 TOL = 1e-5
@@ -62,7 +63,7 @@ def assert_matches_eager(arrays: dict, attn: torch.Tensor, k: int, keep_layers=(
         assert got.shape == want.shape, name
         err = (got - want).abs().max().item()
         assert err <= tol, f"{name}: max abs error {err:.2e}"
-    # distances are in tokens (up to n): compare relatively, as FACTS.md advises
+    # distances are in tokens (up to n): compare them relatively
     distance = (attn * gaps).sum(-1).mean(-1)
     rel = ((arrays["head_distance"] - distance).abs() / distance.clamp_min(1)).max().item()
     assert rel <= tol, f"head_distance: max relative error {rel:.2e}"
@@ -188,7 +189,7 @@ def test_capture_leaves_model_output_unchanged(family):
 
 @pytest.mark.parametrize("backend", ["torch", "fused"])
 def test_both_kernel_backends_are_exact(backend):
-    from extraction.kernels import fused_available
+    from attnlens.extraction.kernels import fused_available
 
     if backend == "fused" and not fused_available()[0]:
         pytest.fail(f"the fused kernel did not build: {fused_available()[1]}")

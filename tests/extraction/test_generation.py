@@ -2,7 +2,8 @@
 
 import pytest
 
-from extraction import InputError, encode, generate
+from attnlens.errors import InputError
+from attnlens.extraction import encode, generate
 
 pytestmark = pytest.mark.slow
 

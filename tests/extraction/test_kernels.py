@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from extraction import kernels
-from extraction.kernels import BlockStats, softmax_stats, softmax_stats_torch
+from attnlens.extraction import kernels
+from attnlens.extraction.kernels import BlockStats, softmax_stats, softmax_stats_torch
 
 REPO = Path(__file__).resolve().parents[2]
 TOL = 1e-6
@@ -248,7 +248,7 @@ def test_one_openmp_runtime(fused_ops):
     script = textwrap.dedent(
         """
         import torch
-        from extraction import kernels
+        from attnlens.extraction import kernels
 
         def gomp():
             with open("/proc/self/maps") as f:
@@ -293,7 +293,7 @@ def test_failed_build_falls_back_to_torch(tmp_path):
         import torch
         warnings.simplefilter("always")
         with warnings.catch_warnings(record=True) as caught:
-            from extraction import kernels
+            from attnlens.extraction import kernels
             assert kernels.resolve_backend("auto") == "torch"
             scores = torch.randn(2, 3, 10)
             out = kernels.softmax_stats(scores.clone(), torch.arange(7, 10), 0, 4, backend="auto")

@@ -8,8 +8,9 @@ import pytest
 import torch
 import transformers
 
-from extraction import BUNDLED, ModelError, load_model
-from extraction import models as models_module
+from attnlens.errors import ModelError
+from attnlens.extraction import BUNDLED, load_model
+from attnlens.extraction import models as models_module
 from tests.conftest import bundled_model
 
 

@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from extraction import AttentionRecord, CaptureConfig, RecordError, capture, generate
+from attnlens.errors import InputError
+from attnlens.extraction import AttentionRecord, CaptureConfig, capture, generate
 
 pytestmark = pytest.mark.slow
 
@@ -38,11 +39,11 @@ def test_what_is_not_captured_is_named(record):
 
 
 def test_unreadable_or_foreign_records_are_refused(record, tmp_path):
-    with pytest.raises(RecordError, match="cannot read"):
+    with pytest.raises(InputError, match="cannot read"):
         AttentionRecord.load(tmp_path / "missing")
     folder = record.save(tmp_path / "old")
     meta = json.loads((folder / "record.json").read_text())
     meta["schema_version"] = 0
     (folder / "record.json").write_text(json.dumps(meta))
-    with pytest.raises(RecordError, match="schema version 0"):
+    with pytest.raises(InputError, match="schema version 0"):
         AttentionRecord.load(folder)

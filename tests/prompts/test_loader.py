@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from prompts import PromptError, load, messages, versions
+from attnlens.errors import AttnlensError
+from attnlens.prompts import load, messages, versions
 
 
 def test_every_step_has_a_system_and_a_user_template():
@@ -30,7 +31,7 @@ def test_user_text_enters_only_as_a_json_string():
 
 
 def test_wrong_slots_and_unknown_templates_are_errors():
-    with pytest.raises(PromptError, match="takes slots"):
+    with pytest.raises(AttnlensError, match="takes slots"):
         load("draft.user").render()
-    with pytest.raises(PromptError, match="no prompt template"):
+    with pytest.raises(AttnlensError, match="no prompt template"):
         load("nope")

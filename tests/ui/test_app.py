@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from ui.app import build_app, launch
-from ui.study import summarise
+from attnlens.pipeline.study import summarise
+from attnlens.ui.app import build_app, launch
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from attnlens.extraction import AttentionRecord
+
 ATTNLENS = str(Path(sys.executable).with_name("attnlens"))
 
 
-def run(*args, timeout=300):
+def run(*args, timeout=300, stdin=""):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([ATTNLENS, *args], capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run([ATTNLENS, *args], capture_output=True, text=True, timeout=timeout, env=env, input=stdin)
 
 
 def test_models_lists_three_ready_models():
@@ -42,11 +44,53 @@ def test_bad_input_is_one_line_and_non_zero(args, message, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["extract", "--prompt", "hi", "--out", "x", "--model", "nope"], 3, "attnlens: error: unknown model 'nope'"),
+        (["extract", "--out", "x"], 2, "give the prompt either with --prompt TEXT or with --prompt-file PATH"),
+        (["extract", "--prompt", "a", "--prompt-file", "-", "--out", "x"], 2, "either with --prompt"),
+        (["extract", "--prompt", "tab\tok but \x1b[31m not", "--out", "x"], 2, "control character U+001B at position"),
+        (["extract", "--prompt-file", "/nonexistent/prompt.txt", "--out", "x"], 2, "cannot read the prompt from"),
+        (["explain", "--prompt-file", "-", "--model", "minilm-l6"], 2, "the prompt is empty"),
+    ],
+)
+def test_each_kind_of_error_has_its_exit_code(args, code, message):
+    proc = run(*args)
+    assert (proc.returncode, proc.stdout) == (code, ""), proc.stderr
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_prompt_files_nul_bytes_and_long_prompts(tmp_path):
+    nul = tmp_path / "nul.txt"
+    nul.write_bytes(b"What is \x002+2?")
+    proc = run("extract", "--prompt-file", str(nul), "--out", str(tmp_path / "x"))
+    assert proc.returncode == 2 and "control character U+0000 at position 8" in proc.stderr
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("café".encode("latin-1"))
+    proc = run("extract", "--prompt-file", str(latin), "--out", str(tmp_path / "x"))
+    assert proc.returncode == 2 and "is not UTF-8 text (byte 3)" in proc.stderr
+    long = tmp_path / "long.txt"
+    long.write_text("word " * 4000 + "\n")  # 20 kB: too long for argv on some shells, fine through a file
+    proc = run("extract", "--model", "minilm-l6", "--prompt-file", str(long), "--out", str(tmp_path / "x"))
+    assert proc.returncode == 2 and "reads at most 512" in proc.stderr  # the whole file reached the model
+    assert "Traceback" not in proc.stderr
+
+
+def test_help_is_the_commands_own():
+    top = run("--help")
+    assert top.returncode == 0 and "explain" in top.stdout and "--verbose" in top.stdout
+    bench = run("bench", "extraction", "--help")
+    assert bench.returncode == 0 and "usage: attnlens bench extraction" in bench.stdout and "--json" in bench.stdout
+    overview = run("bench", "--help")
+    assert overview.returncode == 0 and "each: attnlens bench NAME --help" in overview.stdout
+    explain = run("explain", "--help")
+    assert "--prompt-file" in explain.stdout and "docs/json.md" in explain.stdout
+
+
 @pytest.mark.slow
 def test_extract_writes_a_reloadable_record(tmp_path):
     proc = run("extract", "--prompt", "What is 2 + 2?", "--max-new-tokens", "6", "--out", str(tmp_path / "rec"))
     assert proc.returncode == 0, proc.stderr
-    from extraction import AttentionRecord
-
     record = AttentionRecord.load(tmp_path / "rec")
     assert record.generation.prompt == "What is 2 + 2?" and record["rows"].shape[0] == 30

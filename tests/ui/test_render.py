@@ -2,13 +2,14 @@
 
 import re
 
-from ui.render import PALETTE, error_html, explanation_html, message_html
+from attnlens.pipeline.views import PALETTE, explanation_html
+from attnlens.ui.render import error_html, message_html
 
 PROBE = "<img src=x onerror=alert(1)>"
 
 
 def explanation(label: str = "<b>label</b>", rationale: str = PROBE) -> dict:
-    """An `attnlens explain --json` object (DESIGN.md) with hostile text everywhere."""
+    """An `attnlens explain --json` object with hostile text everywhere."""
     texts = [("<|im_start|>", "prompt", "template"), ("What", "prompt", "user"), (" <script>", "prompt", "user"),
              ("?", "prompt", "user"), (" Yes\n\n", "answer", "answer"), ("&amp;", "answer", "answer")]
     tokens = [{"index": i, "text": t, "role": r, "segment": s} for i, (t, r, s) in enumerate(texts)]

@@ -12,8 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.extraction import ANSWER_ROWS
-from extraction import CaptureConfig, capture_ids, load_model
+from attnlens.benchmarks.extraction import ANSWER_ROWS
+from attnlens.extraction import CaptureConfig, capture_ids, load_model
 
 spec = json.loads(Path(sys.argv[1]).read_text())
 started = time.perf_counter()

@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-import IPython.display
 import inspectus
+import IPython.display
 import torch
 from transformers import AutoModel, AutoTokenizer
 

@@ -1,4 +1,4 @@
-"""findings.md from `evaluation.findings.analyse`: sentences written from the numbers, each with
+"""findings.md from `reports.findings.analyse`: sentences written from the numbers, each with
 its interval or its Holm-corrected test, so a re-run on other models rewrites them honestly."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.suite import SOURCES
-from evaluation.writeup import ALPHA, ci, mark, md_table, pval, tests_table
+from attnlens.evaluation.suite import SOURCES
+from attnlens.reports.plots import pyplot
+from attnlens.reports.writeup import ALPHA, ci, mark, md_table, pval, tests_table
 
 LAYER_PLOTS = ("entropy", "distance", "sink", "prev")
 CATEGORY_COLUMNS = ("entropy", "distance", "gini", "sink", "share_number", "share_entity")
@@ -29,8 +30,6 @@ def _effect(t: dict, higher: str, lower: str) -> str:
 
 def figures(m: dict, out: Path) -> dict:
     """Per-layer signature profiles of every model (one PNG)."""
-    from evaluation.plots import pyplot
-
     plt = pyplot()
     if not m["models"]:
         return {}

@@ -20,20 +20,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 
-from evaluation import stats
-from evaluation.metrics import METRICS
-from evaluation.suite import FAITHFULNESS, SOURCES, CaseResult, SuiteConfig, score_explanation
+from attnlens.agent.backends import get_backend
+from attnlens.agent.facts import build_facts, check
+from attnlens.errors import InputError
+from attnlens.evaluation import stats
+from attnlens.evaluation.metrics import METRICS
+from attnlens.evaluation.signatures import induction_scores
+from attnlens.evaluation.suite import FAITHFULNESS, SOURCES, CaseResult, SuiteConfig, score_explanation
+from attnlens.extraction import load_model
+from attnlens.pipeline.explanation import Explanation
+from attnlens.pipeline.study import summarise
+from attnlens.reports import plots, writeup
 
 CASES_FILE = "cases.jsonl"
 GROUNDING_FILE = "grounding.jsonl"
 HEADLINE = ("aopc_comprehensiveness_eraser", "aopc_sufficiency_eraser", "tau_loo")
 SIGNATURE_TESTS = ("entropy", "distance", "topk_mass", "gini", "sink", "prev", "share_number", "share_instruction")
 CASE_TESTS = ("answer_probability", "modularity", "clusters", "top_cluster_importance", "attnlens_comprehensiveness")
-
-
-class RunError(ValueError):
-    """The run folder is missing, empty or unreadable."""
 
 
 @dataclass
@@ -47,17 +52,15 @@ def discover(run: Path) -> tuple[list[RunItem], list[dict]]:
     """The explanations of a run and the annotation rows that failed (with their errors)."""
     run = Path(run)
     if not run.is_dir():
-        raise RunError(f"run folder {run} does not exist")
+        raise InputError(f"run folder {run} does not exist")
     table = run / "annotations.parquet"
     failed: list[dict] = []
     items: list[RunItem] = []
     if table.exists():
-        import pyarrow.parquet as pq
-
         try:
             rows = pq.read_table(table).to_pylist()
         except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-            raise RunError(f"cannot read {table}: {exc}") from None
+            raise InputError(f"cannot read {table}: {exc}") from None
         for row in rows:
             if row.get("error") or not row.get("explanation_dir"):
                 failed.append({k: row.get(k) for k in ("id", "model", "category", "error")})
@@ -74,7 +77,7 @@ def discover(run: Path) -> tuple[list[RunItem], list[dict]]:
             case = info.get("case", {})
             items.append(RunItem(str(found.parent.relative_to(run)), found.parent, dict(case)))
     if not items and not failed:
-        raise RunError(f"{run} holds no annotations.parquet and no explanation.json: nothing to evaluate")
+        raise InputError(f"{run} holds no annotations.parquet and no explanation.json: nothing to evaluate")
     return interleave(items), failed
 
 
@@ -115,9 +118,6 @@ def run_suites(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> list[dict]:
     """Score every item not yet in out/cases.jsonl; returns all per-case results."""
-    from agent.explanation import Explanation
-    from extraction import load_model
-
     path = out / CASES_FILE
     done = {r["key"]: r for r in read_jsonl(path)}
     todo = [it for it in items if it.key not in done]
@@ -150,11 +150,37 @@ def run_suites(
     return [r for k, r in done.items() if k in keys]
 
 
+def ground_explanation(judge, explanation: Explanation, limit: int | None = None) -> list:
+    """ragas grounding of every rationale of an explanation that was sent to the LLM (at most
+    `limit`), the LLM's own rationales first (templates restate the evidence by construction),
+    each beside the agent's deterministic check."""
+    from attnlens.evaluation.grounding import Grounding  # deferred: ragas is heavy
+
+    f0 = explanation.faithfulness.answer_probability
+    deletion = {
+        c.id: (f0, f0 - s.comprehensiveness)
+        for c, s in zip(explanation.clustering.clusters, explanation.faithfulness.clusters)
+        if s.tokens
+    }
+    facts = {f.id: f for f in build_facts(explanation.record, explanation.clustering, deletion)}
+    out = []
+    ordered = sorted(explanation.agent.rationales.items(), key=lambda kv: kv[1].source != "llm")
+    for cid, rationale in ordered:
+        if not rationale.sent_to_llm or cid not in facts:
+            continue
+        if limit is not None and len(out) >= limit:
+            break
+        started = time.perf_counter()
+        value, error = judge.score(explanation.generation.prompt, rationale.rationale, facts[cid].evidence.to_dict())
+        passes = not check(facts[cid], rationale)
+        out.append(Grounding(cid, rationale.source, passes, value, error, time.perf_counter() - started))
+    return out
+
+
 def run_grounding(items: list[RunItem], out: Path, backend: Callable[[], object], limit: int) -> list[dict]:
     """ragas grounding of up to `limit` rationales (in run order), resumable like the suites.
     `backend` makes the judge's LLM backend, called only if a rationale is left to judge."""
-    from agent.explanation import Explanation
-    from evaluation.grounding import GroundingJudge
+    from attnlens.evaluation.grounding import GroundingJudge  # deferred: ragas is heavy
 
     path = out / GROUNDING_FILE
     rows = read_jsonl(path)
@@ -167,7 +193,7 @@ def run_grounding(items: list[RunItem], out: Path, backend: Callable[[], object]
             continue
         judge = judge or GroundingJudge(backend())
         try:
-            grounded = judge.explanation(Explanation.load(item.path), limit=limit - len(rows))
+            grounded = ground_explanation(judge, Explanation.load(item.path), limit=limit - len(rows))
         except Exception as exc:  # noqa: BLE001
             grounded = []
             append_jsonl(path, {"key": item.key, "error": f"{type(exc).__name__}: {exc}"})
@@ -182,9 +208,6 @@ def run_grounding(items: list[RunItem], out: Path, backend: Callable[[], object]
 
 def induction(model_names: list[str], out: Path) -> dict[str, list]:
     """Induction scores per model ([L][H]), computed once and cached in the output folder."""
-    from evaluation.signatures import induction_scores
-    from extraction import load_model
-
     path = out / "induction.json"
     cached = json.loads(path.read_text()) if path.exists() else {}
     for name in model_names:
@@ -428,8 +451,6 @@ def evaluate(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> Path:
     """Everything `attnlens evaluate` does; returns the output folder."""
-    from evaluation import plots, writeup
-
     run = Path(run)
     out = Path(out) if out else run / "evaluation"
     items, failed = discover(run)
@@ -438,8 +459,6 @@ def evaluate(
     rows = run_suites(items, out, config, progress)
     grounding = []
     if grounding_limit > 0:
-        from agent.backends import get_backend
-
         started: list = []
 
         def judge_backend():
@@ -455,8 +474,6 @@ def evaluate(
     ind = induction(models, out)
     study = None
     if study_db is not None and Path(study_db).exists():
-        from ui.study import summarise
-
         study = summarise(study_db)
     metrics = aggregate(rows, grounding, ind, failed, study)
     metrics["config"] = {"run": str(run), **config.__dict__, "grounding_limit": grounding_limit, "limit": limit}

@@ -11,10 +11,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from agent.annotate import annotate
-from evaluation.findings import PROFILE_FILE, SUITE_DIR, findings, head_roles, publish, within_category
-from evaluation.report import CASES_FILE, RunError
-from evaluation.suite import SOURCES
+from attnlens.errors import InputError
+from attnlens.evaluation.suite import SOURCES
+from attnlens.pipeline.annotate import annotate
+from attnlens.reports.findings import PROFILE_FILE, SUITE_DIR, findings, head_roles, publish, within_category
+from attnlens.reports.report import CASES_FILE
 
 pytestmark = pytest.mark.slow
 ATTNLENS = str(Path(sys.executable).with_name("attnlens"))
@@ -73,8 +74,8 @@ def test_findings_report_from_a_real_run(run_dir, report):
 
 
 def test_a_templates_only_run_needs_no_llm_backend(run_dir):
-    from agent.explanation import Explanation
-    from agent.pipeline import Explainer
+    from attnlens.pipeline.explainer import Explainer
+    from attnlens.pipeline.explanation import Explanation
 
     rows = pq.read_table(run_dir / "annotations.parquet").to_pylist()
     assert all(r["llm_calls"] == 0 and r["template_rationales"] == r["n_clusters"] for r in rows)
@@ -113,7 +114,7 @@ def test_published_rows_load_with_datasets(run_dir, tmp_path):
 
 
 def test_one_model_in_two_runs_is_refused(run_dir, tmp_path):
-    with pytest.raises(RunError, match="annotated in both"):
+    with pytest.raises(InputError, match="annotated in both"):
         findings([run_dir, run_dir], tmp_path / "f.md")
 
 

@@ -28,13 +28,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from agent.backends import Backend, _one_line, get_backend
-from agent.explanation import Explanation
-from agent.graph import STEPS
-from agent.pipeline import Explainer
-from evaluation.cases import Case, CaseFileError, check_answer, load_cases
-from extraction.models import BUNDLED
-from prompts import versions
+from attnlens.agent.backends import DEFAULT_AGENT_MODEL, Backend, get_backend
+from attnlens.agent.backends.base import one_line
+from attnlens.agent.graph import STEPS
+from attnlens.errors import InputError
+from attnlens.evaluation.cases import Case, check_answer, load_cases
+from attnlens.extraction.models import BUNDLED
+from attnlens.pipeline.explainer import Explainer
+from attnlens.pipeline.explanation import Explanation
+from attnlens.prompts import versions
 
 RUN_FILE = "run.json"
 TABLE_FILE = "annotations.parquet"
@@ -74,26 +76,22 @@ ROW_SCHEMA = pa.schema(
 )
 
 
-class AnnotateError(ValueError):
-    """The run cannot start as asked: a bad dataset, an unknown or encoder model, a clashing run."""
-
-
 # --------------------------------------------------------------------------- cases
 
 
 def read_dataset(path: str | Path) -> tuple[list[Case], str]:
-    """The validated cases and the file's sha256; a missing or malformed file is one AnnotateError."""
+    """The validated cases and the file's sha256; a missing or malformed file is one InputError."""
     path = Path(path)
     if not path.is_file():
-        raise AnnotateError(f"dataset {str(path)!r} does not exist or is not a file")
+        raise InputError(f"dataset {str(path)!r} does not exist or is not a file")
     try:
         cases = load_cases(path)
-    except CaseFileError as exc:
-        raise AnnotateError(str(exc).splitlines()[0]) from None
+    except InputError as exc:
+        raise InputError(str(exc).splitlines()[0]) from None
     except UnicodeDecodeError as exc:
-        raise AnnotateError(f"{path}: not UTF-8 text: {exc}") from None
+        raise InputError(f"{path}: not UTF-8 text: {exc}") from None
     if not cases:
-        raise AnnotateError(f"dataset {str(path)!r} holds no cases")
+        raise InputError(f"dataset {str(path)!r} holds no cases")
     return cases, hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -127,7 +125,7 @@ def stratified_sample(cases: Sequence[Case], n: int) -> list[Case]:
 def select_cases(cases: Sequence[Case], limit: int | None = None, sample: int | None = None) -> list[Case]:
     """`limit`: the first N cases; `sample`: N stratified cases (stratified_sample); neither: all."""
     if limit is not None and sample is not None:
-        raise AnnotateError("use --limit or --sample, not both")
+        raise InputError("use --limit or --sample, not both")
     if limit is not None:
         return list(cases[:limit])
     if sample is not None:
@@ -143,18 +141,18 @@ def model_name(model: str) -> str:
 def check_models(models: Sequence[str]) -> None:
     """Refuse unknown names and encoders before anything starts (an encoder has no answer to explain)."""
     if not models:
-        raise AnnotateError("no model given")
+        raise InputError("no model given")
     for model in models:
         if model in BUNDLED:
             if BUNDLED[model].kind == "encoder":
-                raise AnnotateError(
+                raise InputError(
                     f"{model} is an encoder: it gives no answer to explain, so annotate refuses it "
                     "(use `attnlens extract` for an encoder's attention)"
                 )
         elif not Path(model).expanduser().is_dir():
-            raise AnnotateError(f"unknown model {model!r}: not a bundled model ({', '.join(BUNDLED)}), not a local folder")
+            raise InputError(f"unknown model {model!r}: not a bundled model ({', '.join(BUNDLED)}), not a local folder")
     if len({model_name(m) for m in models}) < len(models):
-        raise AnnotateError(f"models {list(models)} repeat a name")
+        raise InputError(f"models {list(models)} repeat a name")
 
 
 # --------------------------------------------------------------------------- the run directory
@@ -200,7 +198,7 @@ class RunStore:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise AnnotateError(f"another attnlens annotate is writing {self.root}") from None
+                raise InputError(f"another attnlens annotate is writing {self.root}") from None
             yield
 
     def settle(self, meta: dict) -> dict:
@@ -213,7 +211,7 @@ class RunStore:
             if old["dataset"]["sha256"] != meta["dataset"]["sha256"]:
                 clashes.insert(0, "dataset (sha256)")
             if clashes:
-                raise AnnotateError(
+                raise InputError(
                     f"{self.root} was annotated with a different {', '.join(clashes)}: "
                     "re-run with the same settings to resume, or use a new --out"
                 )
@@ -270,7 +268,7 @@ def _base_row(case: Case, model: str, frame: str) -> dict:
 
 
 def error_row(case: Case, model: str, frame: str, exc: BaseException) -> dict:
-    return {**_base_row(case, model, frame), "error": _one_line(exc)}
+    return {**_base_row(case, model, frame), "error": one_line(exc)}
 
 
 def explanation_row(
@@ -278,7 +276,7 @@ def explanation_row(
 ) -> dict:
     """The explanation's JSON contract flattened, with the case's metadata and verdict."""
     timings = {**explanation.timings, "save": save_seconds}
-    data = explanation.to_json()
+    data = explanation.to_dict()
     record, case_info = explanation.record, explanation.info["case"]
     gen = explanation.generation
     graph = data["graph"]
@@ -339,7 +337,7 @@ def annotate(
     batch_size: int = 8,
     max_new_tokens: int = 32,
     backend: str | Backend = "auto",
-    agent_model: str = "smollm2-135m",
+    agent_model: str = DEFAULT_AGENT_MODEL,
     max_llm_clusters: int = 4,
     retry_errors: bool = False,
     progress: Callable[[str, int, int, str], None] | None = None,
@@ -347,7 +345,7 @@ def annotate(
     """Annotate the selected cases on every model into `out` (see the module docstring).
     `progress(model, finished, total, stage)` is called as work goes on."""
     if batch_size < 1:
-        raise AnnotateError("the batch size must be at least 1")
+        raise InputError("the batch size must be at least 1")
     cases, sha = read_dataset(dataset)
     selected = select_cases(cases, limit, sample)
     check_models(models)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ui.study import Rating, StudyError, export_csv, record, study_db, summarise
+from attnlens.errors import InputError
+from attnlens.pipeline.study import Rating, export_csv, record, study_db, summarise
 
 ATTNLENS = str(Path(sys.executable).with_name("attnlens"))
 
@@ -39,7 +40,7 @@ def test_ratings_are_stored_in_one_wal_file_and_summarised(tmp_path):
 
 @pytest.mark.parametrize("field, value", [("clarity", 0), ("usefulness", 6), ("trust", None)])
 def test_out_of_range_ratings_are_refused(tmp_path, field, value):
-    with pytest.raises(StudyError, match=field):
+    with pytest.raises(InputError, match=field):
         record(study_db(tmp_path), rating(**{field: value}))
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from evaluation.metrics import METRICS
-from evaluation.suite import FAITHFULNESS, SOURCES
+from attnlens.evaluation.metrics import METRICS
+from attnlens.evaluation.suite import FAITHFULNESS, SOURCES
 
 ALPHA = 0.05
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.suite import SOURCES
+from attnlens.evaluation.suite import SOURCES
 
 COLOURS = {"attnlens": "#d62728", "last_layer": "#1f77b4", "mean": "#2ca02c", "rollout": "#9467bd",
            "grad_x_input": "#8c564b", "loo": "#ff7f0e", "random": "#7f7f7f"}  # fmt: skip

@@ -10,9 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from agent.pipeline import Explainer
-from evaluation.report import CASES_FILE, RunError, discover, evaluate
-from evaluation.suite import SOURCES, SuiteConfig
+from attnlens.errors import InputError
+from attnlens.evaluation.suite import SOURCES, SuiteConfig
+from attnlens.pipeline.explainer import Explainer
+from attnlens.reports.report import CASES_FILE, discover, evaluate
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 ATTNLENS = str(Path(sys.executable).with_name("attnlens"))
@@ -95,9 +96,9 @@ def test_annotated_run_layout_is_read_from_parquet(run_dir):
 
 
 def test_missing_or_empty_run_is_a_clear_error(tmp_path):
-    with pytest.raises(RunError, match="does not exist"):
+    with pytest.raises(InputError, match="does not exist"):
         discover(tmp_path / "nope")
-    with pytest.raises(RunError, match="nothing to evaluate"):
+    with pytest.raises(InputError, match="nothing to evaluate"):
         discover(tmp_path)
     for args in (["--run", str(tmp_path / "nope")], ["--run", str(tmp_path)], ["--run", str(tmp_path), "--ablation", "x"]):
         done = subprocess.run([ATTNLENS, "evaluate", *args], capture_output=True, text=True, timeout=120)

@@ -4,12 +4,12 @@ Three sources, each cached in its run so a re-run recomputes nothing:
   profiles   every annotated case: attention signatures (mean and per head) and cluster structure
              (`evaluation.suite.profile`; cheap, no ablations) -> RUN/profiles.jsonl
   suites     a stratified sample of N cases per model: every explanation source under the full
-             faithfulness suite (`evaluation.report.run_suites`) -> RUN/evaluation/cases.jsonl,
+             faithfulness suite (`reports.report.run_suites`) -> RUN/evaluation/cases.jsonl,
              the same file `attnlens evaluate` writes, so either command reuses the other's work
   encoder    an encoder's signatures on the same prompts (no answer: the five captured
              signatures only) -> OUT_DIR/encoder-<model>.jsonl
 
-The report's sentences are written from the numbers (`evaluation.findings_writeup`): every claim
+The report's sentences are written from the numbers (`reports.findings_writeup`): every claim
 carries its interval or its test, corrected by Holm within its table.
 """
 
@@ -20,13 +20,32 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from evaluation import stats
-from evaluation.report import (
-    RunError, RunItem, append_jsonl, category_tests, compare_groups, discover, estimate, induction, model_tests, read_jsonl,
-    run_suites, signature_profiles, values,
+from attnlens.errors import InputError
+from attnlens.evaluation import stats
+from attnlens.evaluation.signatures import head_signatures, summary
+from attnlens.evaluation.suite import SuiteConfig, profile
+from attnlens.extraction import capture, generate, load_model
+from attnlens.pipeline.annotate import read_dataset, stratified_sample
+from attnlens.pipeline.explanation import Explanation
+from attnlens.reports import findings_writeup
+from attnlens.reports.report import (
+    RunItem,
+    append_jsonl,
+    best_source,
+    category_tests,
+    compare_groups,
+    discover,
+    estimate,
+    induction,
+    model_tests,
+    read_jsonl,
+    run_suites,
+    signature_profiles,
+    values,
 )
-from evaluation.suite import SuiteConfig
 
 PROFILE_FILE = "profiles.jsonl"
 SUITE_DIR = "evaluation"
@@ -41,9 +60,6 @@ Progress = Callable[[str, int, int], None]
 
 def profile_run(run: Path, items: list[RunItem], progress: Progress | None = None) -> list[dict]:
     """Profiles of a run's explanations (`discover(run)`'s items), cached in RUN/profiles.jsonl."""
-    from agent.explanation import Explanation
-    from evaluation.suite import profile
-
     path = Path(run) / PROFILE_FILE
     done = {r["key"]: r for r in read_jsonl(path)}
     todo = [it for it in items if it.key not in done]
@@ -54,11 +70,11 @@ def profile_run(run: Path, items: list[RunItem], progress: Progress | None = Non
         try:
             explanation = Explanation.load(item.path)
             scored = explanation.info.get("scored_cluster", 0)
-            clusters = explanation.faithfulness.get("clusters") or []
+            clusters = explanation.faithfulness.clusters
             row.update(profile(explanation.record, explanation.clustering))
             row["model"] = row["model"] or explanation.generation.model
-            row["answer_probability"] = explanation.faithfulness.get("answer_probability")
-            row["cluster_comprehensiveness"] = clusters[scored]["comprehensiveness"] if scored < len(clusters) else None
+            row["answer_probability"] = explanation.faithfulness.answer_probability
+            row["cluster_comprehensiveness"] = clusters[scored].comprehensiveness if scored < len(clusters) else None
             row["answer_tokens"] = len(explanation.generation.answer_indices)
         except Exception as exc:  # noqa: BLE001 - recorded; the others go on
             row["error"] = f"{type(exc).__name__}: {exc}"
@@ -70,8 +86,6 @@ def profile_run(run: Path, items: list[RunItem], progress: Progress | None = Non
 
 def suite_sample(run: Path, items: list[RunItem], n: int) -> list[RunItem]:
     """Per model, the N cases `attnlens annotate --sample N` would pick from the run's dataset."""
-    from agent.annotate import read_dataset, stratified_sample
-
     meta = json.loads((Path(run) / "run.json").read_text())
     cases, _ = read_dataset(meta["dataset"]["path"])
     chosen = {c.id for c in stratified_sample(cases, n)}
@@ -80,9 +94,6 @@ def suite_sample(run: Path, items: list[RunItem], n: int) -> list[RunItem]:
 
 def encoder_profiles(model: str, prompts: list[dict], out: Path, progress: Progress | None = None) -> list[dict]:
     """The encoder's captured signatures on every prompt (cached in OUT/encoder-<model>.jsonl)."""
-    from evaluation.signatures import head_signatures, summary
-    from extraction import capture, generate, load_model
-
     path = out / f"encoder-{model}.jsonl"
     done = {r["id"]: r for r in read_jsonl(path)}
     todo = [p for p in prompts if p["id"] not in done]
@@ -192,8 +203,6 @@ def failures(ok: list[dict], models: list[str]) -> dict:
 def faithfulness_by_task(suite_rows: list[dict]) -> dict:
     """Per model and category: each source's AOPC comprehensiveness (deletion, ERASER bins), the
     best one other than leave-one-out, and the paired test of the best against attnlens."""
-    from evaluation.report import best_source
-
     ok = [r for r in suite_rows if not r.get("error") and "deletion" in r.get("faithfulness", {})]
     best = best_source(ok, ["deletion"])
     metric = "aopc_comprehensiveness_eraser"
@@ -247,9 +256,6 @@ def analyse(profiles: list[dict], failed: list[dict], suite_rows: list[dict], en
 def publish(runs: list[Path], directory: Path) -> Path:
     """The runs' annotation rows in one Parquet file (no arrays: those stay in each run's
     explanations/), small enough to ship with the repository and load with `datasets`."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     tables = []
     for run in map(Path, runs):
         table = pq.read_table(run / "annotations.parquet")
@@ -267,18 +273,16 @@ def findings(
     progress: Progress | None = None,
 ) -> Path:
     """Everything `attnlens findings` does; returns the report's path (findings.json beside it)."""
-    from evaluation import findings_writeup
-
     out = Path(out)
     if out.suffix != ".md":
-        raise RunError(f"--out must name a Markdown file (…/findings.md), got {out}")
+        raise InputError(f"--out must name a Markdown file (…/findings.md), got {out}")
     profiles, failed, suite_rows, prompts, seen, settings = [], [], [], {}, {}, {}
     for run in map(Path, runs):
         items, bad = discover(run)
         rows = profile_run(run, items, progress)
         for model in {r["model"] for r in rows}:
             if model in seen:
-                raise RunError(f"{model} is annotated in both {seen[model]} and {run}: give each model's run once")
+                raise InputError(f"{model} is annotated in both {seen[model]} and {run}: give each model's run once")
             seen[model] = run
         profiles += rows
         failed += bad
@@ -288,13 +292,13 @@ def findings(
         meta = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
         settings[str(run)] = {**meta.get("settings", {}), "dataset_cases": meta.get("dataset", {}).get("cases")}
         if meta.get("dataset") and encoders:
-            from agent.annotate import read_dataset
+            from attnlens.pipeline.annotate import read_dataset
 
             cases, _ = read_dataset(meta["dataset"]["path"])
             prompts.update({c.id: {"id": c.id, "category": c.category, "subcategory": c.subcategory, "prompt": c.prompt}
                             for c in cases})  # fmt: skip
     if not profiles:
-        raise RunError("the runs hold no explanation to profile")
+        raise InputError("the runs hold no explanation to profile")
     out.parent.mkdir(parents=True, exist_ok=True)
     cache = out.parent / (out.stem + "-data")
     cache.mkdir(exist_ok=True)

@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
-from extraction.models import cache_root
+from attnlens.errors import InputError
+from attnlens.extraction.models import cache_root
 
 DB_NAME = "study.sqlite"
 RATINGS = ("clarity", "usefulness", "trust")
@@ -40,10 +41,6 @@ CREATE TABLE IF NOT EXISTS ratings (
     settings TEXT NOT NULL
 )
 """
-
-
-class StudyError(ValueError):
-    """A rating is out of range, or the study database cannot be used."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +68,7 @@ def study_db(data_dir: str | Path | None = None) -> Path:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StudyError(f"cannot create the study data directory {directory}: {exc}") from exc
+        raise InputError(f"cannot create the study data directory {directory}: {exc}") from exc
     return directory / DB_NAME
 
 
@@ -81,7 +78,7 @@ def _connect(db: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(SCHEMA)
     except sqlite3.Error as exc:
-        raise StudyError(f"cannot use the study database {db}: {exc}") from exc
+        raise InputError(f"cannot use the study database {db}: {exc}") from exc
     return conn
 
 
@@ -90,7 +87,7 @@ def record(db: str | Path, rating: Rating) -> int:
     for name in RATINGS:
         value = getattr(rating, name)
         if not isinstance(value, int) or not 1 <= value <= 5:
-            raise StudyError(f"{name} must be a whole number from 1 to 5, got {value!r}")
+            raise InputError(f"{name} must be a whole number from 1 to 5, got {value!r}")
     row = {"created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **asdict(rating)}
     conn = _connect(Path(db))
     try:
@@ -110,7 +107,7 @@ def rows(db: str | Path) -> list[dict]:
     """Every rating, oldest first."""
     db = Path(db)
     if not db.exists():
-        raise StudyError(f"no study database at {db} (nothing has been rated yet?)")
+        raise InputError(f"no study database at {db} (nothing has been rated yet?)")
     conn = _connect(db)
     try:
         cursor = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM ratings ORDER BY id")

@@ -13,11 +13,17 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from agent.annotate import (
-    AnnotateError, RunStore, annotate, check_models, read_dataset, select_cases, stratified_sample,
+from attnlens.evaluation.cases import CATEGORIES, DEFAULT_PATH, load_cases
+from attnlens.pipeline.annotate import (
+    InputError,
+    RunStore,
+    annotate,
+    check_models,
+    read_dataset,
+    select_cases,
+    stratified_sample,
 )
-from agent.explanation import Explanation
-from evaluation.cases import CATEGORIES, DEFAULT_PATH, load_cases
+from attnlens.pipeline.explanation import Explanation
 
 ATTNLENS = str(Path(sys.executable).with_name("attnlens"))
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -59,23 +65,23 @@ def test_stratified_sample_is_even_and_deterministic():
             assert len({c.category for c in picked}) == min(n, len(CATEGORIES))
     assert len(stratified_sample(cases, 10_000)) == len(cases)
     assert [c.id for c in select_cases(cases, limit=3)] == [c.id for c in cases[:3]]
-    with pytest.raises(AnnotateError, match="not both"):
+    with pytest.raises(InputError, match="not both"):
         select_cases(cases, limit=3, sample=3)
 
 
 def test_bad_dataset_and_models_are_refused(tmp_path):
-    with pytest.raises(AnnotateError, match="does not exist"):
+    with pytest.raises(InputError, match="does not exist"):
         read_dataset(tmp_path / "missing.jsonl")
     bad = tmp_path / "bad.jsonl"
     bad.write_text(DEFAULT_PATH.read_text().splitlines()[0] + "\n{not json\n")
-    with pytest.raises(AnnotateError, match=r"bad\.jsonl:2: invalid case"):
+    with pytest.raises(InputError, match=r"bad\.jsonl:2: invalid case"):
         read_dataset(bad)
     (tmp_path / "empty.jsonl").write_text("\n")
-    with pytest.raises(AnnotateError, match="no cases"):
+    with pytest.raises(InputError, match="no cases"):
         read_dataset(tmp_path / "empty.jsonl")
-    with pytest.raises(AnnotateError, match="unknown model 'nope'"):
+    with pytest.raises(InputError, match="unknown model 'nope'"):
         check_models(["smollm2-135m", "nope"])
-    with pytest.raises(AnnotateError, match="encoder"):
+    with pytest.raises(InputError, match="encoder"):
         check_models(["minilm-l6"])
 
 
@@ -107,9 +113,9 @@ def test_resume_with_other_settings_is_refused(tmp_path):
                          "max_llm_clusters": 0, "base_frame": "Q: {prompt}\nA:"}}
     with store.locked():
         store.settle(meta)
-    with pytest.raises(AnnotateError, match="different dataset"):
+    with pytest.raises(InputError, match="different dataset"):
         annotate(dataset, tmp_path / "run", max_new_tokens=8, backend="transformers", max_llm_clusters=0)
-    with store.locked(), pytest.raises(AnnotateError, match="another attnlens annotate is writing"):
+    with store.locked(), pytest.raises(InputError, match="another attnlens annotate is writing"):
         annotate(dataset, tmp_path / "run", backend="transformers")  # one writer per run directory
 
 
@@ -167,7 +173,7 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):
         assert saved.generation.answer == row["answer"]
         case = saved.info["case"]
         assert case["id"] == i and case["correct"] == row["correct"] and case["evidence"] == row["evidence"]
-        assert json.loads(row["clusters"]) == saved.to_json()["clusters"]
+        assert json.loads(row["clusters"]) == saved.to_dict()["clusters"]
 
     # a row whose explanation directory is gone is not finished: only that case is redone
     shutil.rmtree(run / by_id[IDS[0]]["explanation_dir"])
@@ -192,7 +198,7 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):
 def test_batches_share_agent_calls_on_vllm(vllm_backend, tmp_path):
     """Two models, one engine; every agent step is one engine call for the whole batch."""
     dataset, run = write_cases(tmp_path / "cases.jsonl", IDS[:3]), tmp_path / "run"
-    calls = vllm_backend.stats["calls"]
+    calls = vllm_backend.stats.calls
     summaries = annotate(
         dataset, run, ["smollm2-135m", "gemma3-270m"], batch_size=4, max_new_tokens=8,
         backend=vllm_backend, max_llm_clusters=2,
@@ -203,7 +209,7 @@ def test_batches_share_agent_calls_on_vllm(vllm_backend, tmp_path):
     ok = [r for r in table if r["error"] is None]
     # one batch per model: at most draft + 3 critiques + 2 refines per agent run, and calls are
     # shared (one by one, the cases' own call counts would add up to the engine's)
-    engine_calls = vllm_backend.stats["calls"] - calls
+    engine_calls = vllm_backend.stats.calls - calls
     assert 2 <= engine_calls <= 12 and sum(r["llm_calls"] for r in ok) > engine_calls
     assert all(r["llm_calls"] >= 1 and r["llm_tokens"] > 0 for r in ok)
     for r in ok:

@@ -2,6 +2,7 @@
 
 `Explainer` keeps the subject model and the agent's LLM backend alive between questions (the
 vLLM engine starts once per process), so the CLI, the batch annotator and the UI share it.
+`explain()` is the one-call form: it builds an Explainer, explains, and closes it.
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from agent.backends import Backend, get_backend
-from agent.explanation import Explanation
-from agent.facts import ClusterFacts, build_facts, template
-from agent.graph import AgentResult, RationaleAgent
-from clustering import ClusterConfig, Clustering, cluster
-from evaluation.faithfulness import FaithfulnessReport, cluster_faithfulness
-from extraction import AttentionRecord, CaptureConfig, InputError, capture, generate, load_model
-from extraction.loading import LoadedModel
+from attnlens.agent.backends import DEFAULT_AGENT_MODEL, Backend, get_backend
+from attnlens.agent.facts import ClusterFacts, Rationale, build_facts, template
+from attnlens.agent.graph import AgentResult, RationaleAgent
+from attnlens.clustering import ClusterConfig, Clustering, cluster
+from attnlens.errors import InputError
+from attnlens.evaluation.faithfulness import FaithfulnessReport, cluster_faithfulness
+from attnlens.extraction import AttentionRecord, CaptureConfig, capture, generate, load_model
+from attnlens.extraction.loading import LoadedModel
+from attnlens.extraction.models import DEFAULT_MODEL, ModelSpec, resolve_model
+from attnlens.pipeline.explanation import Explanation
 
 
 def scored_cluster(generation, clustering: Clustering) -> int:
@@ -43,9 +46,9 @@ class _Prepared:
 class Explainer:
     def __init__(
         self,
-        model: str = "smollm2-135m",
+        model: str | ModelSpec = DEFAULT_MODEL,
         backend: str | Backend | None = "auto",  # None: templates only (max_llm_clusters=0)
-        agent_model: str = "smollm2-135m",
+        agent_model: str | ModelSpec = DEFAULT_AGENT_MODEL,
         max_llm_clusters: int = 4,
         max_rounds: int = 2,
         capture_config: CaptureConfig = CaptureConfig(),
@@ -56,12 +59,14 @@ class Explainer:
         if backend is None and max_llm_clusters > 0:
             raise ValueError("an agent backend is needed unless max_llm_clusters is 0 (template rationales only)")
         started = time.perf_counter()
-        self.lm: LoadedModel = load_model(model, trust_remote_code=trust_remote_code, download=download)
-        if self.lm.architecture.kind != "causal":
+        spec = resolve_model(model, download=download, with_code=trust_remote_code)
+        if spec.kind != "causal":
             raise InputError(
-                f"{model} is an encoder: it gives no answer to explain; use `attnlens extract` for its attention"
+                f"{spec.name} is an encoder: it gives no answer to explain; use `attnlens extract` for its attention"
             )
-        self.backend = get_backend(backend, model=agent_model) if isinstance(backend, str) else backend
+        self.lm: LoadedModel = load_model(spec, trust_remote_code=trust_remote_code)
+        self._owns_backend = isinstance(backend, str)  # a backend passed in is the caller's to close
+        self.backend = get_backend(backend, model=agent_model) if self._owns_backend else backend
         self.agent = RationaleAgent(self.backend, max_rounds=max_rounds)
         self.max_llm_clusters = max_llm_clusters
         self.capture_config, self.cluster_config = capture_config, cluster_config
@@ -137,7 +142,7 @@ class Explainer:
             "evaluate",
             lambda: cluster_faithfulness(self.lm, gen, [clustering.clusters[i].tokens for i in order]),
         )
-        report.clusters = [report.clusters[order.index(c.id)] for c in clustering.clusters]
+        report.clusters = [report.clusters[order.index(c.id)] for c in clustering.clusters]  # back in cluster order
         f0 = report.answer_probability
         deletion = {c.id: (f0, f0 - s.comprehensiveness) for c, s in zip(clustering.clusters, report.clusters) if s.tokens}
         facts = build_facts(record, clustering, deletion)
@@ -145,13 +150,8 @@ class Explainer:
 
     def _finish(self, prepared: _Prepared, result: AgentResult) -> Explanation:
         """Template rationales for the clusters the LLM did not see, then the Explanation."""
-        facts = prepared.facts
-        for f in facts[self.max_llm_clusters :]:
-            result.rationales[f.id] = {
-                **template(f), "source": "template", "problems": [], "rounds": 0, "sent_to_llm": False,
-            }
-        for f in facts[: self.max_llm_clusters]:
-            result.rationales[f.id]["sent_to_llm"] = True
+        for f in prepared.facts[self.max_llm_clusters :]:
+            result.rationales[f.id] = Rationale.from_draft(template(f), source="template", sent_to_llm=False)
         info = {
             "scored_cluster": prepared.scored_cluster,
             "capture": asdict(self.capture_config),
@@ -159,8 +159,28 @@ class Explainer:
             "ablation": prepared.report.ablation,
         }
         timings = {**prepared.timings, "agent": result.seconds}
-        return Explanation(prepared.record, prepared.clustering, result, prepared.report.to_dict(), timings, info)
+        return Explanation(prepared.record, prepared.clustering, prepared.report, result, timings, info)
 
     def close(self) -> None:
-        if self.backend is not None:
+        """Release the agent backend if this Explainer started it (the vLLM engine then stops)."""
+        if self._owns_backend and self.backend is not None:
             self.backend.close()
+
+
+def explain(
+    prompt: str,
+    model: str | ModelSpec = DEFAULT_MODEL,
+    *,
+    max_new_tokens: int = 32,
+    seed: int | None = None,
+    truncate: bool = False,
+    **options,
+) -> Explanation:
+    """Explain one answer of `model` to `prompt` in one call (the models load, then are released).
+    `options` go to `Explainer` (backend, agent_model, max_llm_clusters, capture_config, ...); keep
+    an `Explainer` instead to explain several prompts without reloading."""
+    explainer = Explainer(model, **options)
+    try:
+        return explainer.explain(prompt, max_new_tokens=max_new_tokens, seed=seed, truncate=truncate)
+    finally:
+        explainer.close()

@@ -35,8 +35,8 @@ _LAZY = {
     "Explanation": "attnlens.pipeline.explanation",
     "load_model": "attnlens.extraction.loading",
     "generate": "attnlens.extraction.generation",
-    "capture": "attnlens.extraction.capture",
-    "CaptureConfig": "attnlens.extraction.capture",
+    "capture": "attnlens.extraction.attention",
+    "CaptureConfig": "attnlens.extraction.attention",
     "AttentionRecord": "attnlens.extraction.record",
     "Generation": "attnlens.extraction.record",
     "cluster": "attnlens.clustering.pipeline",
@@ -69,7 +69,7 @@ if TYPE_CHECKING:  # for editors and type checkers; at run time these load lazil
     from attnlens.clustering.config import ClusterConfig
     from attnlens.clustering.pipeline import cluster
     from attnlens.clustering.result import Clustering
-    from attnlens.extraction.capture import CaptureConfig, capture
+    from attnlens.extraction.attention import CaptureConfig, capture
     from attnlens.extraction.generation import generate
     from attnlens.extraction.loading import load_model
     from attnlens.extraction.record import AttentionRecord, Generation
@@ -87,4 +87,4 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(__all__)

@@ -43,7 +43,10 @@ def apply_defaults() -> None:
 def configure_logging(verbose: bool = False) -> None:
     """Quiet third-party INFO logs and progress bars (verbose=True lets them through)."""
     level = logging.INFO if verbose else logging.WARNING
-    os.environ["VLLM_LOGGING_LEVEL"] = logging.getLevelName(level)
+    # vLLM's warnings on a CPU (no Triton, eager mode, tcmalloc) are about its set-up, not the
+    # user's question: quiet by default, all of them with --verbose.
+    os.environ["VLLM_LOGGING_LEVEL"] = "INFO" if verbose else "ERROR"
+    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "INFO" if verbose else "ERROR")
     os.environ["TRANSFORMERS_VERBOSITY"] = "info" if verbose else "error"
     if not verbose:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

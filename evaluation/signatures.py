@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from attnlens.clustering.stats import token_type
-from attnlens.extraction.capture import CaptureConfig, capture_ids
+from attnlens.extraction.attention import CaptureConfig, capture_ids
 from attnlens.extraction.loading import LoadedModel
 from attnlens.extraction.record import AttentionRecord, Generation
 

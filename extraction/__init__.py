@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 _LAZY = {
-    "CaptureConfig": "capture", "capture": "capture", "capture_ids": "capture",
+    "CaptureConfig": "attention", "capture": "attention", "capture_ids": "attention",
     "encode": "generation", "generate": "generation",
     "LoadedModel": "loading", "load_model": "loading", "wrap": "loading",
     "BUNDLED": "models", "DEFAULT_MODEL": "models", "ModelSpec": "models", "cache_root": "models", "fetch": "models",
@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from attnlens.extraction.capture import CaptureConfig, capture, capture_ids
+    from attnlens.extraction.attention import CaptureConfig, capture, capture_ids
     from attnlens.extraction.generation import encode, generate
     from attnlens.extraction.loading import LoadedModel, load_model, wrap
     from attnlens.extraction.models import BUNDLED, DEFAULT_MODEL, ModelSpec, cache_root, fetch, resolve_model

@@ -21,6 +21,8 @@ from typing import Callable
 
 import torch
 
+from attnlens.extraction.models import cache_root
+
 
 @dataclass
 class BlockStats:
@@ -121,11 +123,6 @@ def fused_build_flags(simd: bool = True) -> tuple[list[str], list[str]]:
     return cflags, ldflags
 
 
-def _cache_root() -> Path:
-    from attnlens.extraction.models import cache_root
-
-    return cache_root()
-
 
 def _build(name: str, simd: bool):
     """Compile (or reuse) the extension and load it; returns its torch.ops namespace."""
@@ -136,7 +133,7 @@ def _build(name: str, simd: bool):
     for part in (FUSED_SOURCE.read_bytes(), torch.__version__.encode(), name.encode(), " ".join(cflags + ldflags).encode()):
         key.update(part)
         key.update(b"\0")
-    build_dir = _cache_root() / "build" / f"fused_stats-{key.hexdigest()[:16]}"
+    build_dir = cache_root() / "build" / f"fused_stats-{key.hexdigest()[:16]}"
     build_dir.mkdir(parents=True, exist_ok=True)
     old_path = os.environ.get("PATH", "")
     # ninja is installed in the venv, whose bin folder need not be on PATH

@@ -292,8 +292,6 @@ def findings(
         meta = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
         settings[str(run)] = {**meta.get("settings", {}), "dataset_cases": meta.get("dataset", {}).get("cases")}
         if meta.get("dataset") and encoders:
-            from attnlens.pipeline.annotate import read_dataset
-
             cases, _ = read_dataset(meta["dataset"]["path"])
             prompts.update({c.id: {"id": c.id, "category": c.category, "subcategory": c.subcategory, "prompt": c.prompt}
                             for c in cases})  # fmt: skip

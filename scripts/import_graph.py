@@ -20,6 +20,11 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "architecture.md"
 PICTURE = ROOT / "docs" / "architecture-imports.png"
@@ -71,11 +76,6 @@ def short(package: str) -> str:
 
 
 def draw(rows: list[list[str]], counts: dict[tuple[str, str], int], rank: dict[str, int]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     position = {}
     for r, row in enumerate(rows):
         for c, package in enumerate(row):
@@ -83,7 +83,7 @@ def draw(rows: list[list[str]], counts: dict[tuple[str, str], int], rank: dict[s
     fig, ax = plt.subplots(figsize=(9, 7))
     ax.set_axis_off()
     for (a, b), n in sorted(counts.items()):
-        up = rank[a] > rank[b] or (rank[a] == rank[b])
+        up = rank[a] <= rank[b]  # same layer counts as back up: the contract forbids both
         (x0, y0), (x1, y1) = position[a], position[b]
         ax.annotate(
             "", xy=(x1, y1), xytext=(x0, y0),

@@ -401,7 +401,7 @@ def bench(ctx: typer.Context, name: str = typer.Argument("--help", help=" | ".jo
     """Run a benchmark and print its table (--json for JSON); `attnlens bench NAME --help` lists its options."""
     if name in ("--help", "-h"):
         out.print(ctx.get_help())
-        out.print("benchmarks: " + ", ".join(BENCHMARKS) + " (each: attnlens bench NAME --help)")
+        out.print("benchmarks: " + ", ".join(BENCHMARKS) + " (each: attnlens bench NAME --help)", soft_wrap=True)
         return
     if name not in BENCHMARKS:
         raise click.UsageError(f"unknown benchmark {name!r}; available: {', '.join(BENCHMARKS)}")

@@ -54,6 +54,8 @@ def engine_settings(cuda: bool | None = None) -> dict[str, Any]:
         "enforce_eager": True,  # CPU: 23 s startup instead of 90 s; GPU: no CUDA-graph capture either
         "max_model_len": MAX_MODEL_LEN,
         "structured_outputs_config": {"backend": "xgrammar", "disable_any_whitespace": True},
+        # the weight-loading progress bar only when logs are wanted (`attnlens --verbose`)
+        "use_tqdm_on_load": os.environ.get("VLLM_LOGGING_LEVEL", "INFO") in ("DEBUG", "INFO"),
     }
     if cuda:
         # The attention extraction (transformers) shares the GPU with the engine in one process.

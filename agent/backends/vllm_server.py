@@ -121,6 +121,8 @@ class VLLMServerBackend:
             "--structured-outputs-config", json.dumps(settings["structured_outputs_config"]),
             "--seed", "0", "--disable-uvicorn-access-log",
         ]
+        if not settings["use_tqdm_on_load"]:
+            cmd.append("--no-use-tqdm-on-load")
         if settings["enforce_eager"]:
             cmd.append("--enforce-eager")
         if "gpu_memory_utilization" in settings:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from attnlens.agent import backends
+from attnlens.agent.backends import vllm as vllm_module
 from attnlens.agent.backends import (
     StructuredRequest,
     StructuredResult,
@@ -266,9 +267,9 @@ def test_a_server_that_cannot_start_says_why():
 @pytest.fixture(scope="class")
 def vllm_server():
     """Started once for the class, with no in-process engine alive; stopped at its end."""
-    if backends._ENGINES:  # an earlier module's session engine: free its ~5 GB first (it restarts on use)
-        backends.shutdown_engines()
-        assert not engine_cores()
+    # an earlier module's session engine: free its ~5 GB first (it restarts on use)
+    backends.shutdown_engines()
+    assert not engine_cores()
     start = time.perf_counter()
     server = get_backend("vllm-server")
     print(f"\n[vllm-server] up in {time.perf_counter() - start:.1f} s at {server.base_url}")
@@ -347,7 +348,7 @@ class TestVLLM:
         assert isinstance(auto, VLLMBackend) and auto._engine is backend._engine  # one engine per process
         assert auto.stats.calls == 0
         auto.close()  # not the last user: the engine stays up
-        assert backend._engine.llm is not None and backends._ENGINES[backend.path] is backend._engine
+        assert backend._engine.llm is not None and vllm_module._ENGINES[backend.path] is backend._engine
         with pytest.raises(BackendError, match="closed"):
             auto.generate(mixed_requests()[:1])
 

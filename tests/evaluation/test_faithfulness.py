@@ -38,6 +38,10 @@ from attnlens.evaluation.metrics import METRICS
 from attnlens.extraction import generate
 from tests.evaluation.conftest import PLANTED
 
+# A batched, padded forward pass sums in another order than a single one: float32 results differ
+# by up to ~1e-5 (measured), so equality across batchings is checked to 5e-5.
+BATCH_TOL = 5e-5
+
 
 @pytest.fixture(scope="module")
 def planted(smollm):
@@ -122,7 +126,7 @@ def test_full_input_score_matches_a_plain_forward(smollm, planted):
     want = torch.log_softmax(logits, -1).gather(-1, ids[0, g.answer_start :, None])[:, 0]
     got = score_inputs(smollm, g, [()], max_batch=1, reuse_prefix=False)[0]
     assert torch.allclose(got, want, atol=1e-4)
-    assert answer_probability(got[None]).item() == pytest.approx(math.exp(want.mean().item()), abs=1e-5)
+    assert answer_probability(got[None]).item() == pytest.approx(math.exp(want.mean().item()), abs=BATCH_TOL)
     assert answer_logprob(got[None]).item() == pytest.approx(want.sum().item(), abs=1e-3)
 
 
@@ -298,7 +302,7 @@ def test_compare_scores_every_source_as_faithfulness_does_alone(smollm, planted)
         for metric, scored in alone.metrics().items():
             got = together[name].metrics()[metric]
             for a, b in ((scored.value, got.value), (scored.random, got.random), (scored.loo, got.loo)):
-                assert (a is None and b is None) or a == pytest.approx(b, abs=1e-5), (name, metric)
+                assert (a is None and b is None) or a == pytest.approx(b, abs=BATCH_TOL), (name, metric)
     # shared baselines really are shared; the variants were scored once for both
     assert together["reversed"].loo == planted_report.loo
     assert planted_report.stats is together["reversed"].stats

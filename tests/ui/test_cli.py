@@ -94,3 +94,57 @@ def test_extract_writes_a_reloadable_record(tmp_path):
     assert proc.returncode == 0, proc.stderr
     record = AttentionRecord.load(tmp_path / "rec")
     assert record.generation.prompt == "What is 2 + 2?" and record["rows"].shape[0] == 30
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_explain_from_stdin_prints_one_json_object_and_no_info_logs():
+    proc = run("explain", "--prompt-file", "-", "--json", "--max-new-tokens", "4", stdin="What is 2+2?", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(proc.stdout)  # the whole of stdout is one JSON object
+    assert data["prompt"] == "What is 2+2?" and data["clusters"]
+    assert not [line for line in proc.stderr.splitlines() if " INFO " in line or line.startswith("INFO")]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_serve_leaves_no_process_behind_after_sigterm():
+    """Once it has answered (so its vLLM engine core and worker run), SIGTERM ends every process."""
+    import signal
+    import time
+
+    import psutil
+    from gradio_client import Client
+
+    port = _free_port()
+    args = [ATTNLENS, "serve", "--port", str(port), "--max-new-tokens", "4", "--max-llm-clusters", "1"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+                break
+            except Exception:  # noqa: BLE001 - not listening yet
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-2000:]
+                time.sleep(2)
+        answer = client.predict("What is 2+2?", api_name="/explain")
+        assert isinstance(answer, dict) and answer["answer"]
+        family = psutil.Process(proc.pid).children(recursive=True)
+        assert family, "the engine core should run as a child process"
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+        _, alive = psutil.wait_procs(family, timeout=60)
+        alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        assert not alive, [" ".join(p.cmdline()) for p in alive]
+    finally:
+        if proc.poll() is None:
+            proc.kill()

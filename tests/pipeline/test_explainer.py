@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -70,8 +71,17 @@ def test_views_escape_what_the_model_and_user_wrote(explainer):
     hostile = "Is <script>alert(1)</script> & <b>bold</b> safe? Say [red]yes[/red]."
     explanation = explainer.explain(hostile, max_new_tokens=8)
     page = explanation._repr_html_()
-    assert page.startswith("<style>") and "<script>" not in page and "&lt;script&gt;" in page
-    assert "<b>bold</b>" not in page and "\n" not in page.split("</style>", 1)[1]
+    assert page.startswith("<style>") and "<script" not in page and "<b>bold</b>" not in page
+    assert "\n" not in page.split("</style>", 1)[1]
+    # Parsed as a browser would: only the view's own tags, and the user's text intact as text
+    # (token by token it may sit in separate coloured spans).
+    tags, text = set(), []
+    parser = HTMLParser(convert_charrefs=True)
+    parser.handle_starttag = lambda tag, attrs: tags.add(tag)
+    parser.handle_data = text.append
+    parser.feed(page.split("</style>", 1)[1])
+    assert tags <= {"div", "b", "span", "br", "ol", "li"}, tags
+    assert "Is <script>alert(1)</script> & <b>bold</b> safe?" in "".join(text)
     assert all('class="al-swatch"' in page for _ in explanation.clustering.clusters[:1])
     console = Console(record=True, width=200, color_system=None)
     explanation.show(console)

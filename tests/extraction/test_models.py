@@ -62,7 +62,7 @@ def test_unusable_cache_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_unknown_model_lists_the_known_ones():
-    with pytest.raises(ModelError, match="smollm2-135m, gemma3-270m, minilm-l6"):
+    with pytest.raises(ModelError, match=r"smollm2-135m, gemma3-270m, qwen2\.5-0\.5b, qwen2\.5-1\.5b, minilm-l6"):
         load_model("no-such-model")
 
 

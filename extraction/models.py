@@ -103,10 +103,13 @@ class BundledModel:
     def sources(self) -> list[str]:
         return [m.requirement for m in self.members]
 
-    def size_on_disk(self) -> int | None:
-        """Bytes of the ready folder (None before it is fetched)."""
-        if not self.is_ready():
-            return None
+    @property
+    def offered(self) -> bool:
+        """Shown in the demo and the UI's picker: the default set, or a model the user fetched."""
+        return self.default_setup or self.is_ready()
+
+    def size_on_disk(self) -> int:
+        """Bytes of the model's folder (call it on a ready model)."""
         return sum(f.stat().st_size for f in self.folder().rglob("*") if f.is_file())
 
     def folder(self) -> Path:
@@ -445,12 +448,15 @@ def resolve_model(
 
 def status() -> list[dict]:
     """One row per bundled model: its attention layout, whether it is ready, and where."""
-    return [
-        {
-            "name": m.name, "family": m.family, "kind": m.kind, "layers": m.layers, "heads": m.heads,
-            "kv_heads": m.kv_heads, "context_length": m.context_length, "ready": m.is_ready(),
-            "path": str(m.folder()), "description": m.description, "sources": m.sources,
-            "size_bytes": m.size_on_disk(), "licence": m.licence, "default_setup": m.default_setup,
-        }
-        for m in BUNDLED.values()
-    ]
+    rows = []
+    for m in BUNDLED.values():
+        ready = m.is_ready()
+        rows.append(
+            {
+                "name": m.name, "family": m.family, "kind": m.kind, "layers": m.layers, "heads": m.heads,
+                "kv_heads": m.kv_heads, "context_length": m.context_length, "ready": ready,
+                "path": str(m.folder()), "description": m.description, "sources": m.sources,
+                "size_bytes": m.size_on_disk() if ready else None, "licence": m.licence, "default_setup": m.default_setup,
+            }
+        )
+    return rows

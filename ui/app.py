@@ -46,7 +46,7 @@ SESSIONS_KEPT = 200  # sessions whose state (their last explanation, a few MB ea
 
 def causal_models() -> list[str]:
     """The bundled models that answer (encoders give no answer to explain)."""
-    return [name for name, spec in BUNDLED.items() if spec.kind == "causal" and (spec.default_setup or spec.is_ready())]
+    return [name for name, spec in BUNDLED.items() if spec.kind == "causal" and spec.offered]
 
 
 @dataclass(frozen=True)

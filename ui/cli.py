@@ -233,7 +233,7 @@ def demo(
         "encoder": "The Eiffel Tower is in Paris, the capital of France.",
     }
     for name, spec in BUNDLED.items():
-        if not spec.default_setup and not spec.is_ready():
+        if not spec.offered:
             continue  # a large model the user has not fetched (attnlens setup --model NAME)
         started = time.perf_counter()
         lm = load_model(name)

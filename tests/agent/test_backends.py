@@ -345,7 +345,7 @@ class TestVLLM:
     def test_auto_picks_vllm_and_shares_the_engine(self, backend):
         print(f"\n[vllm] engine start (LLM()) {backend.stats.startup_seconds:.1f} s")
         assert isinstance(backend, VLLMBackend) and backend.name == "vllm" and backend.model == "smollm2-135m"
-        auto = get_backend("auto")  # vllm imports here, so "auto" must pick it
+        auto = get_backend("auto", model=backend.model)  # vllm imports here, so "auto" must pick it
         assert isinstance(auto, VLLMBackend) and auto._engine is backend._engine  # one engine per process
         assert auto.stats.calls == 0
         auto.close()  # not the last user: the engine stays up

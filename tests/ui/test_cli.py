@@ -37,7 +37,7 @@ def test_models_lists_the_bundled_models_with_source_size_and_licence():
     "args, message",
     [
         (["extract", "--prompt", "   ", "--out", "x"], "the prompt is empty"),
-        (["extract", "--model", "nope", "--prompt", "hi", "--out", "x"], "smollm2-135m, gemma3-270m, minilm-l6"),
+        (["extract", "--model", "nope", "--prompt", "hi", "--out", "x"], "smollm2-135m, gemma3-270m, qwen2.5-0.5b, qwen2.5-1.5b, minilm-l6"),
         (["extract", "--model", "minilm-l6", "--prompt", "word " * 700, "--out", "x"], "reads at most 512"),
         (["bench", "nope"], "unknown benchmark"),
         (["extract", "--prompt", "hi", "--out", "x", "--rows", "a,b"], "comma-separated"),

@@ -147,7 +147,7 @@ def plausible_labels(cluster: Cluster) -> tuple[str, ...]:
     for label in LABELS:
         if label == "numeric operand" and not types.get("number"):
             continue
-        if label == "attention sink" and not cluster.has_sink:
+        if label == "attention sink" and not cluster.segments.get("template"):  # never a user word
             continue
         if label == "punctuation/format" and types.get("punctuation", 0) + types.get("space", 0) < size / 2:
             continue

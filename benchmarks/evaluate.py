@@ -55,7 +55,6 @@ def run(n_cases: int, ablations: list[str], threads: int, max_batch: int, draws:
     from attnlens.clustering import cluster
     from attnlens.evaluation.suite import SuiteConfig, score_case
     from attnlens.extraction import CaptureConfig, capture, generate, load_model
-    from attnlens.pipeline.explainer import scored_cluster
 
     torch.set_num_threads(threads)
     load_before = os.getloadavg()
@@ -73,11 +72,10 @@ def run(n_cases: int, ablations: list[str], threads: int, max_batch: int, draws:
             continue
         record = capture(lm, g, CaptureConfig())
         clustering = cluster(record)
-        scored = scored_cluster(g, clustering)
         prepare_s = time.perf_counter() - t0
         results = {}
         for mode in list(modes) if j % 2 == 0 else list(reversed(modes)):
-            results[mode] = score_case(lm, record, clustering, scored, modes[mode], case.evidence or None)
+            results[mode] = score_case(lm, record, clustering, 0, modes[mode], case.evidence or None)
         b, u = results["batched"], results["unbatched"]
         diff = max(abs(x - y) for x, y in zip(_numbers(b), _numbers(u)))
         row = {

@@ -18,10 +18,10 @@ class ClusterConfig:
     # see `layer`) or "answer" (co-attention of the answer rows: how much they attend to both tokens).
     source: Source = "mean"
     layer: int | None = None
-    # Attention sinks: tokens that soak up attention without meaning (token 0 in causal LMs).
-    # Dropped from the graph by default, else every token would cluster with them.
+    # Attention sinks: tokens that soak up attention without meaning (token 0 in causal LMs). They
+    # are never in the graph (only the user's words are); their share of the attention is reported,
+    # and the per-head shares of a cluster leave them out.
     sinks: tuple[int, ...] = (0,)
-    drop_sinks: bool = True
     directed: bool = False  # keep the query -> key direction instead of symmetrising
     # Pruning. A fixed `threshold` or `top_k` skips the threshold sweep.
     threshold: float | None = None
@@ -35,6 +35,13 @@ class ClusterConfig:
     # modularity rises trivially as a graph falls apart into small pieces.
     min_coverage: float = 0.9
     min_component: float = 0.05
+    # Concise clusters: with `concise_from` or more words, a cell whose largest cluster holds more
+    # than `max_cluster_share` of the words is not chosen (unless no cell avoids it).
+    concise_from: int = 6
+    max_cluster_share: float = 0.5
+    # Word scores: "learned" head weights (clustering.scores; the uniform default, with a warning,
+    # for a model without them) or "uniform" (every head weighted equally, no warning).
+    scores: Literal["learned", "uniform"] = "learned"
     # Leiden: "igraph" (igraph's C implementation, 10-30x faster here) or "leidenalg"
     # (RBConfigurationVertexPartition); both optimise modularity with a resolution, to convergence.
     engine: Engine = "igraph"
@@ -54,6 +61,10 @@ class ClusterConfig:
             raise ValueError("top_k must be at least 1")
         if self.threshold is not None and self.threshold < 0:
             raise ValueError("threshold must be >= 0")
+        if self.scores not in ("learned", "uniform"):
+            raise ValueError(f"unknown word scores {self.scores!r}")
+        if not 0 < self.max_cluster_share <= 1:
+            raise ValueError("max_cluster_share must be in (0, 1]")
         if not self.sweep_degrees or not self.resolutions:
             raise ValueError("the sweep needs at least one degree and one resolution")
 

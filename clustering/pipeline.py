@@ -1,4 +1,10 @@
-"""The entry point: `cluster(record, config) -> Clustering`, and `build_graph` for the graph alone."""
+"""The entry point: `cluster(record, config) -> Clustering`, and `build_graph` for the graph alone.
+
+The graph's vertices are the user's words (extraction.words): template, system prompt, BOS and
+other sink tokens and answer tokens never enter it, though the answer's attention to the words is
+what scores them. A word's pieces are one vertex. Edge weights are the attention among the words
+(config.source), scaled by the words' score ranks so pruning keeps the high-scoring words' edges.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,18 @@ from dataclasses import dataclass
 import igraph as ig
 import leidenalg
 import numpy as np
+from scipy.stats import rankdata
 
 from attnlens.clustering.config import ClusterConfig
-from attnlens.clustering.graph import AttentionGraph, Normalised, degree_thresholds, normalise, prune, source_matrix
+from attnlens.clustering.graph import (
+    AttentionGraph,
+    Normalised,
+    degree_thresholds,
+    has_answer_rows,
+    normalise,
+    prune,
+    source_matrix,
+)
 from attnlens.clustering.leiden import (
     SweepPoint,
     build_igraph,
@@ -21,25 +36,60 @@ from attnlens.clustering.leiden import (
     modularity,
 )
 from attnlens.clustering.result import Clustering
+from attnlens.clustering.scores import SCORE_NOTES, WordScores, head_features, score_words
 from attnlens.clustering.stats import IMPORTANCE_NOTES, attention_of, describe
 from attnlens.extraction.record import AttentionRecord
+from attnlens.extraction.words import Word, user_words, word_of_token
 
 
-def _normalised(record: AttentionRecord, config: ClusterConfig) -> Normalised:
-    return normalise(
-        source_matrix(record, config), sinks=config.sinks, drop_sinks=config.drop_sinks, directed=config.directed
-    )
+def _word_matrix(record: AttentionRecord, words: list[Word], config: ClusterConfig) -> tuple[np.ndarray, float]:
+    """Float[W W] attention among the words (summed over their tokens), and the sinks' share of all attention."""
+    matrix = source_matrix(record, config)
+    total = float(matrix.sum(dtype=np.float64))
+    sinks = [s for s in config.sinks if 0 <= s < len(matrix)]
+    sink_share = float(matrix[:, sinks].sum(dtype=np.float64) / total) if total > 0 else 0.0
+    owner = np.asarray(word_of_token(words, record.n_tokens))
+    inside = np.flatnonzero(owner >= 0)
+    one_hot = np.zeros((len(inside), len(words)), dtype=np.float32)
+    one_hot[np.arange(len(inside)), owner[inside]] = 1.0
+    return one_hot.T @ matrix[np.ix_(inside, inside)] @ one_hot, sink_share
+
+
+def _normalised(record: AttentionRecord, words: list[Word], scores: WordScores, config: ClusterConfig) -> Normalised:
+    """Rows renormalised and symmetrised (graph.normalise), then each edge scaled by 1/2 + 1/2 the mean
+    score rank of its two words (in (1/2, 1]): among equally co-attending pairs the high-scoring
+    words' edge survives pruning, while no edge is scaled by more than a factor of two."""
+    matrix, sink_share = _word_matrix(record, words, config)
+    plain = normalise(matrix, sinks=(), drop_sinks=False, directed=config.directed)
+    rank = (rankdata(scores.values) / max(len(words), 1)).astype(np.float32)  # ties share their mean rank
+    weighted = plain.matrix * (0.5 + (rank[:, None] + rank[None, :]) / 4)
+    nodes = np.asarray([w.tokens[0] for w in words], dtype=np.int64)  # a vertex is named by its word's first token
+    return Normalised(nodes, weighted.astype(np.float32), sink_share, tuple(config.sinks))
+
+
+def _scores(record: AttentionRecord, words: list[Word], config: ClusterConfig) -> WordScores:
+    features = head_features(record, words) if has_answer_rows(record) else None
+    return score_words(record, words, features, use_learned=config.scores == "learned")
+
+
+def _labels(record: AttentionRecord, words: list[Word]) -> list[str]:
+    """Per token: its word's text at the word's first token (the vertex), the token's own text elsewhere."""
+    labels = [t.text for t in record.generation.tokens]
+    for w in words:
+        labels[w.tokens[0]] = w.text
+    return labels
 
 
 def build_graph(record: AttentionRecord, config: ClusterConfig = ClusterConfig()) -> AttentionGraph:
-    """The graph pruned at `config.threshold` / `config.top_k`, without a sweep (neither set: every positive edge)."""
-    normalised = _normalised(record, config)
+    """The word graph pruned at `config.threshold` / `config.top_k`, without a sweep (neither set: every positive edge)."""
+    words = user_words(record.generation)
+    normalised = _normalised(record, words, _scores(record, words, config), config)
     edges, weights = prune(normalised.matrix, threshold=config.threshold, top_k=config.top_k, directed=config.directed)
     return AttentionGraph.from_arrays(
         normalised,
         edges,
         weights,
-        labels=[t.text for t in record.generation.tokens],
+        labels=_labels(record, words),
         directed=config.directed,
         source=config.source,
         threshold=config.threshold,
@@ -91,6 +141,8 @@ def _sweep(normalised: Normalised, config: ClusterConfig) -> _Grid:
         for r in resolutions:
             membership = leiden(g, r, config.seeds[0], config.engine)
             grid.runs.append(membership)
+            largest = int(np.bincount(membership).max()) if membership else 0
+            concise = n < config.concise_from or largest <= config.max_cluster_share * n
             grid.points.append(
                 SweepPoint(
                     threshold=t,
@@ -99,7 +151,7 @@ def _sweep(normalised: Normalised, config: ClusterConfig) -> _Grid:
                     coverage=share,
                     clusters=len(set(membership)),
                     modularity=modularity(g, membership),
-                    eligible=share >= config.min_coverage,
+                    eligible=share >= config.min_coverage and concise,
                     score=None,
                 )
             )
@@ -107,12 +159,13 @@ def _sweep(normalised: Normalised, config: ClusterConfig) -> _Grid:
 
 
 def cluster(record: AttentionRecord, config: ClusterConfig = ClusterConfig()) -> Clustering:
-    """Build the token graph, sweep threshold x resolution, run Leiden with every seed, describe the clusters.
-
-    Same record and config (seeds and engine included) give the same clusters.
-    """
+    """Score the user's words, build their graph, sweep threshold x resolution, run Leiden with
+    every seed, describe the clusters (highest score first). Same record and config (seeds and
+    engine included) give the same clusters."""
     started = time.perf_counter()
-    normalised = _normalised(record, config)
+    words = user_words(record.generation)
+    scores = _scores(record, words, config)
+    normalised = _normalised(record, words, scores, config)
     grid = _sweep(normalised, config)
     chosen = choose(grid.points, len(grid.thresholds), len(grid.resolutions))
     swept = time.perf_counter()
@@ -128,21 +181,21 @@ def cluster(record: AttentionRecord, config: ClusterConfig = ClusterConfig()) ->
         normalised,
         grid.edges[keep],
         grid.weights[keep],
-        labels=[t.text for t in record.generation.tokens],
+        labels=_labels(record, words),
         directed=config.directed,
         source=config.source,
         threshold=threshold,
         top_k=config.top_k,
     )
     attention = attention_of(record, config.sinks)
-    clusters = describe(graph, final, record, attention, config.sinks, config.top_heads)
+    clusters = describe(graph, final, words, scores.values, record, attention, config.top_heads)
     finished = time.perf_counter()
 
     notes = []
     if not any(p.eligible for p in grid.points) and len(grid.edges):
         notes.append("every pruned graph of the sweep is fragmented: chose among all of them")
     if not graph.nodes:
-        notes.append("no token is left once the sinks are dropped: no clusters")
+        notes.append("the prompt has no words of the user's: no clusters")
     elif g.ecount() == 0:
         notes.append("no edge survives pruning: every token is its own cluster, modularity 0")
     elif len(clusters) == 1:
@@ -152,6 +205,9 @@ def cluster(record: AttentionRecord, config: ClusterConfig = ClusterConfig()) ->
         "engine": config.engine,
         "source": config.source,
         "importance": IMPORTANCE_NOTES[attention.source],
+        "scores": SCORE_NOTES[scores.source],
+        "head_weights": None if scores.weights is None else {"model": scores.weights.model, **scores.weights.trained},
+        "words": len(words),
         "modularity": "standard (resolution 1) weighted modularity on the pruned graph",
         "tokens": record.n_tokens,
         "vertices": len(graph.nodes),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from attnlens.clustering.graph import AttentionGraph
@@ -13,7 +13,7 @@ from attnlens.clustering.stats import Cluster, ImportanceSource
 
 @dataclass
 class Clustering:
-    clusters: list[Cluster]  # sorted by importance, highest first
+    clusters: list[Cluster]  # by measured effect once verified (`ranked`), by score before
     graph: AttentionGraph  # the pruned graph the clusters partition
     modularity: float  # standard modularity of `clusters` on `graph` (0 when it has no edges)
     resolution: float  # the Leiden resolution chosen
@@ -25,12 +25,19 @@ class Clustering:
 
     @property
     def membership(self) -> list[int]:
-        """Cluster id of every token of the record; -1 for sinks dropped from the graph."""
+        """Cluster id of every token of the record; -1 for tokens in no cluster (template, sinks, answer, spaces)."""
         labels = [-1] * self.graph.n_tokens
         for c in self.clusters:
             for t in c.tokens:
                 labels[t] = c.id
         return labels
+
+    def ranked(self, order: list[int]) -> "Clustering":
+        """The same clustering with its clusters in `order` (current ids, first = rank 0), renumbered."""
+        if sorted(order) != list(range(len(self.clusters))):
+            raise ValueError(f"{order} is not an order of the {len(self.clusters)} clusters")
+        clusters = [replace(self.clusters[i], id=rank) for rank, i in enumerate(order)]
+        return replace(self, clusters=clusters)
 
     def write_graphml(self, path: str | Path) -> Path:
         """The pruned graph with each vertex's `cluster` id."""

@@ -1,4 +1,4 @@
-"""What each cluster is: its tokens and spans, how tight it is, and how much the answer uses it."""
+"""What each cluster is: its words, tokens and spans, how tight it is, and how much the answer uses it."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import torch
 
 from attnlens.clustering.graph import AttentionGraph, has_answer_rows
 from attnlens.extraction.record import AttentionRecord
+from attnlens.extraction.words import Word
 
 ImportanceSource = Literal["answer", "sequence"]
 
@@ -101,25 +102,26 @@ def attention_of(record: AttentionRecord, sinks: tuple[int, ...]) -> Attention:
 
 @dataclass
 class Cluster:
-    """One community of co-attending tokens and what it means for the answer."""
+    """One community of co-attending user words and what it means for the answer."""
 
-    id: int  # rank by importance, 0 = most important
-    tokens: list[int]  # token indices, ascending
+    id: int  # rank: by measured deletion effect once verified (pipeline), by score before
+    tokens: list[int]  # token indices of its words (every piece), ascending
     spans: list[tuple[int, int]]  # runs of consecutive tokens, half-open (start, stop)
     texts: list[str]  # token texts, in token order
+    words: list[str]  # its words, in prompt order
+    score: float  # sum of its words' scores (clustering.scores; Clustering.info["scores"] says which)
     importance: float  # share of the answer's attention on these tokens (see Clustering.importance_source)
     internal_weight: float  # total weight of the pruned graph's edges inside the cluster
     conductance: float  # cut weight / min(volume inside, volume outside); 0 = nothing leaks out
     top_layers: list[tuple[int, float]]  # (layer, mean over heads of the share of its answer attention here)
     top_heads: list[tuple[int, int, float]]  # (layer, head, share of that head's answer attention here)
-    has_sink: bool  # holds an attention sink (only when sinks are kept in the graph)
     roles: dict[str, int]  # tokens per role: prompt / answer
     segments: dict[str, int]  # tokens per segment: user / template / answer
     token_types: dict[str, int]  # tokens per type (see token_type)
 
     @property
     def size(self) -> int:
-        return len(self.tokens)
+        return len(self.words)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Cluster":
@@ -143,31 +145,32 @@ def _top(shares: np.ndarray, count: int) -> list[tuple[int, ...]]:
 def describe(
     graph: AttentionGraph,
     membership: list[int],
+    words: list[Word],
+    scores: np.ndarray,
     record: AttentionRecord,
     attention: Attention,
-    sinks: tuple[int, ...],
     top_heads: int,
 ) -> list[Cluster]:
-    """Statistics of every community of `membership` (one label per graph vertex), sorted by
-    importance, highest first (ties: earliest first token); ids follow that order."""
+    """Statistics of every community of `membership` (one label per graph vertex, a vertex per
+    word), sorted by score, highest first (ties: importance, then the earliest word); ids follow that order."""
     if not graph.nodes:
         return []
     labels = np.asarray(membership)
     count = int(labels.max()) + 1
-    nodes = np.asarray(graph.nodes)
     edges = graph.vertex_edges()
     weights = np.asarray(graph.weights, dtype=np.float64)
     ends = labels[edges] if len(edges) else np.zeros((0, 2), dtype=int)
     inside = ends[:, 0] == ends[:, 1]
     internal = np.bincount(ends[inside, 0], weights[inside], minlength=count)
-    strength = np.bincount(edges.ravel(), np.repeat(weights, 2), minlength=len(nodes))
+    strength = np.bincount(edges.ravel(), np.repeat(weights, 2), minlength=len(graph.nodes))
     volume = np.bincount(labels, strength, minlength=count)
     total = volume.sum()
     cut = volume - 2 * internal
     tokens_info = record.generation.tokens
     clusters = []
     for c in range(count):
-        tokens = nodes[labels == c].tolist()
+        members = [words[v] for v in np.flatnonzero(labels == c)]
+        tokens = sorted(t for w in members for t in w.tokens)
         smaller = min(volume[c], total - volume[c])
         top_layers: list = []
         top_head_list: list = []
@@ -181,18 +184,19 @@ def describe(
                 tokens=tokens,
                 spans=spans(tokens),
                 texts=[tokens_info[t].text for t in tokens],
+                words=[w.text for w in members],
+                score=float(sum(scores[w.index] for w in members)),
                 importance=float(attention.importance[tokens].sum()),
                 internal_weight=float(internal[c]),
                 conductance=max(float(cut[c] / smaller), 0.0) if smaller > 0 else 0.0,
                 top_layers=top_layers,
                 top_heads=top_head_list,
-                has_sink=any(t in sinks for t in tokens),
                 roles=dict(Counter(tokens_info[t].role for t in tokens)),
                 segments=dict(Counter(tokens_info[t].segment for t in tokens)),
                 token_types=dict(Counter(token_type(tokens_info[t].text) for t in tokens)),
             )
         )
-    clusters.sort(key=lambda cl: (-cl.importance, cl.tokens[0]))
+    clusters.sort(key=lambda cl: (-cl.score, -cl.importance, cl.tokens[0]))
     for rank, cl in enumerate(clusters):
         cl.id = rank
     return clusters

@@ -40,6 +40,7 @@ import torch
 from attnlens.errors import InputError
 from attnlens.extraction.loading import LoadedModel
 from attnlens.extraction.record import Generation
+from attnlens.extraction.words import Word
 
 Ablation = Literal["deletion", "knockout"]
 ABLATIONS: tuple[str, ...] = ("deletion", "knockout")
@@ -421,6 +422,8 @@ class ClusterFaithfulness:
     random_comprehensiveness: float | None = None  # mean over the draws, random user sets of the same size
     random_sufficiency: float | None = None
     ignored: tuple[int, ...] = ()  # indices of the cluster that are not user tokens
+    random_comprehensiveness_sd: float | None = None  # spread (standard deviation) over the draws
+    words: int = 0  # user words ablated (verify_clusters; 0 where the sets are token sets)
 
 
 @dataclass(frozen=True)
@@ -732,22 +735,66 @@ def _score(
     return base, reports
 
 
-def cluster_faithfulness(
+def verify_clusters(
     lm: LoadedModel,
     generation: Generation,
-    clusters: Sequence[Iterable[int]],
+    words: Sequence[Word],
+    clusters: Sequence[Sequence[int]],
     *,
-    ablation: Ablation = "deletion",
+    random_draws: int = 8,
     seed: int = 0,
-    random_draws: int = DEFAULT_DRAWS,
+    ablation: Ablation = "deletion",
     max_batch: int = DEFAULT_MAX_BATCH,
 ) -> FaithfulnessReport:
-    """The fast path `attnlens explain` needs: per-cluster comprehensiveness and sufficiency, and the
-    random baseline of the top (first) cluster's size only. About 2 C + 2 draws + 1 variants."""
-    return faithfulness(
-        lm, generation, None, clusters, ablation=ablation, seed=seed, random_draws=random_draws,
-        baselines=("random",), cluster_baseline="top", max_batch=max_batch,
+    """Each cluster (a list of word indices) deleted from the prompt (comprehensiveness, beside the
+    mean and spread over `random_draws` random sets of as many of the user's words) and kept alone
+    (sufficiency): every variant in one batched `score_inputs` call. Clusters of one size share
+    their random draws. 1 + 2 clusters + draws x distinct sizes variants."""
+    started = time.perf_counter()
+    _check_generation(generation)
+    if random_draws < 1:
+        raise ValueError("random_draws must be at least 1")
+    W = len(words)
+    user = frozenset(user_indices(generation))
+    all_words = frozenset(t for w in words for t in w.tokens)
+
+    def tokens_of(indices) -> frozenset[int]:
+        return frozenset(t for i in indices for t in words[i].tokens)
+
+    draws: dict[int, list[frozenset[int]]] = {}
+    for size in sorted({len(c) for c in clusters}):
+        rng = np.random.default_rng([seed, size])  # a size's draws do not depend on the other clusters
+        draws[size] = [tokens_of(rng.choice(W, size, replace=False)) for _ in range(random_draws)]
+    plan = _Plan(sorted(user))
+    for c in clusters:
+        plan.remove(tokens_of(c))
+        plan.remove(all_words - tokens_of(c))
+    for sets in draws.values():
+        for removed in sets:
+            plan.remove(removed)
+    stats = ScoreStats()
+    variants = list(plan.sets)
+    logprobs = score_inputs(lm, generation, variants, ablation=ablation, max_batch=max_batch, stats=stats)
+    f = dict(zip(variants, answer_probability(logprobs).tolist()))
+    f0 = f[frozenset()]
+    report = FaithfulnessReport(
+        ablation=ablation, answer_probability=f0, answer_logprob=float(answer_logprob(logprobs[:1])[0]),  # the plan starts with the full input
+        answer_tokens=len(generation.tokens) - generation.answer_start, user_tokens=tuple(sorted(user)),
+        random_draws=random_draws, seed=seed, stats=stats,
     )  # fmt: skip
+    for c in clusters:
+        removed = tokens_of(c)
+        comp = [f0 - f[r] for r in draws[len(c)]]
+        report.clusters.append(
+            ClusterFaithfulness(
+                tokens=tuple(sorted(removed)), comprehensiveness=f0 - f[removed],
+                sufficiency=f0 - f[all_words - removed], random_comprehensiveness=float(np.mean(comp)),
+                random_comprehensiveness_sd=float(np.std(comp)),
+                words=len(c),
+            )
+        )  # fmt: skip
+    report.seconds = time.perf_counter() - started
+    return report
 
 
 def leave_one_out(

@@ -15,6 +15,11 @@ answer's rows" are the queries answer_start-1 .. n-2 (record.answer_rows()).
                unsigned L2 norm of the product instead)
   random       seeded uniform noise: the floor every other source must beat
   clusters     token-index sets with one value each, spread evenly over the cluster's tokens
+  head_weights the learned head weights alone (clustering.scores): each token gets its word's score
+  context_cite ContextCite (Cohen-Wang et al. 2024) over the user's words: a Lasso of the answer's
+               mean log-probability on 32 random word-keep masks; each token gets its word's weight
+  ranked_clusters  the attnlens clusters as a ranking: clusters in their order (measured effect),
+               words by score inside a cluster
 
 Raw attention values are not renormalised over the user tokens: only their order matters for
 AOPC and tau, and complexity normalises them itself.
@@ -28,9 +33,12 @@ from typing import Literal
 import numpy as np
 import torch
 
-from attnlens.evaluation.faithfulness import Ablation, _check_generation, leave_one_out, user_indices
+from attnlens.clustering import Clustering
+from attnlens.clustering.scores import head_features, score_words
+from attnlens.evaluation.faithfulness import Ablation, _check_generation, leave_one_out, score_inputs, user_indices
 from attnlens.extraction.loading import LoadedModel
 from attnlens.extraction.record import AttentionRecord, Generation
+from attnlens.extraction.words import Word, user_words
 
 SOURCES: tuple[str, ...] = ("last_layer", "mean", "rollout", "loo", "grad_x_input", "random", "clusters")
 
@@ -133,6 +141,61 @@ def cluster_importance(
             if t in position:
                 out[position[t]] += share
     return out
+
+
+def word_vector(generation: Generation, words: Sequence[Word], values: Sequence[float]) -> np.ndarray:
+    """Float[U]: each user token gets its word's value (0 for whitespace-only tokens)."""
+    position = {t: j for j, t in enumerate(user_indices(generation))}
+    out = np.zeros(len(position))
+    for w, value in zip(words, values):
+        for t in w.tokens:
+            out[position[t]] = value
+    return out
+
+
+def head_weight_importance(record: AttentionRecord, use_learned: bool = True) -> np.ndarray:
+    """Float[U]: the word scores of clustering.scores (learned head weights where the model has them)."""
+    _require_answer(record.generation)
+    words = user_words(record.generation)
+    scores = score_words(record, words, head_features(record, words), use_learned=use_learned)
+    return word_vector(record.generation, words, scores.values)
+
+
+def context_cite(
+    lm: LoadedModel, generation: Generation, *, ablations: int = 32, seed: int = 0, alpha: float = 0.01,
+    max_batch: int = 32,
+) -> np.ndarray:
+    """Float[U]: ContextCite's surrogate weights over the user's words (each word kept with
+    probability 1/2 in each of `ablations` masks; sklearn's Lasso, as the paper's default, on the
+    answer's mean log-probability), each token given its word's weight. `ablations` forward rows."""
+    from sklearn.linear_model import Lasso
+
+    _require_answer(generation)
+    words = user_words(generation)
+    rng = np.random.default_rng([seed, 7])
+    keep = rng.random((ablations, len(words))) < 0.5
+    variants = [tuple(t for w, kept in zip(words, row) if not kept for t in w.tokens) for row in keep]
+    target = score_inputs(lm, generation, variants, max_batch=max_batch).mean(-1).numpy()
+    if len(words) == 0 or np.ptp(target) == 0:
+        return word_vector(generation, words, np.zeros(len(words)))
+    weights = Lasso(alpha=alpha).fit(keep.astype(float), target).coef_
+    return word_vector(generation, words, weights)
+
+
+def ranked_cluster_importance(record: AttentionRecord, clustering: Clustering) -> np.ndarray:
+    """Float[U]: cluster 0's words first, then cluster 1's, ...; inside a cluster by word score."""
+    generation = record.generation
+    words = user_words(generation)
+    scores = score_words(record, words, head_features(record, words) if generation.answer_indices else None).values
+    first = {w.tokens[0]: w for w in words}
+    values = np.zeros(len(words))
+    count = len(clustering.clusters)
+    for c in clustering.clusters:
+        members = [first[t] for t in c.tokens if t in first]
+        order = np.argsort(np.argsort([scores[w.index] for w in members], kind="stable"), kind="stable")
+        for w, rank in zip(members, order):
+            values[w.index] = (count - c.id) + (rank + 1) / (len(members) + 1)  # in (count - id, count - id + 1)
+    return word_vector(generation, words, values)
 
 
 def importance(

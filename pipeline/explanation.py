@@ -24,14 +24,14 @@ from attnlens.evaluation.faithfulness import FaithfulnessReport
 from attnlens.extraction.record import AttentionRecord, Generation
 from attnlens.pipeline import views
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass(eq=False)
 class Explanation:
     record: AttentionRecord
     clustering: Clustering
-    faithfulness: FaithfulnessReport  # one entry per cluster, in the clustering's order
+    faithfulness: FaithfulnessReport  # one entry per cluster, in the clustering's order (largest effect first)
     agent: AgentResult
     timings: dict[str, float]  # seconds per stage
     info: dict = field(default_factory=dict)  # every parameter: scored cluster, capture config, case, ...
@@ -41,7 +41,7 @@ class Explanation:
         return self.record.generation
 
     def cluster_rows(self) -> list[dict]:
-        """One row per cluster, most important first: tokens, rationale, and its faithfulness."""
+        """One row per cluster, largest measured effect first: words, tokens, rationale, its effect beside random sets."""
         rows = []
         for cluster, scores in zip(self.clustering.clusters, self.faithfulness.clusters):
             rationale = self.agent.rationales[cluster.id]
@@ -50,32 +50,37 @@ class Explanation:
                     "id": cluster.id,
                     "token_indices": list(cluster.tokens),
                     "texts": list(cluster.texts),
+                    "words": list(cluster.words),
+                    "score": cluster.score,
                     "label": rationale.label,
                     "rationale": rationale.rationale,
                     "evidence_tokens": list(dict.fromkeys(rationale.evidence_tokens)),
                     "source": rationale.source,
                     "importance": cluster.importance,
                     "comprehensiveness": scores.comprehensiveness,
+                    "random_comprehensiveness": scores.random_comprehensiveness,
+                    "random_comprehensiveness_sd": scores.random_comprehensiveness_sd,
                     "sufficiency": scores.sufficiency,
+                    "random_sufficiency": scores.random_sufficiency,
                     "removable_tokens": len(scores.tokens),
                 }
             )
         return rows
 
     def scores(self) -> dict:
-        """Faithfulness of the most important cluster with prompt tokens to remove (`cluster_id`)."""
-        clusters = self.faithfulness.clusters
-        scored = self.info.get("scored_cluster", 0)
-        top = clusters[scored] if scored < len(clusters) else None
+        """Faithfulness of cluster 0, the cluster whose deletion hurts the answer most (`cluster_id` is always 0)."""
+        top = self.faithfulness.clusters[0] if self.faithfulness.clusters else None
         sent = [r for r in self.agent.rationales.values() if r.sent_to_llm]
         grounded = [r for r in sent if r.source == "llm" and not r.problems]
         return {
             "comprehensiveness": top.comprehensiveness if top else 0.0,
             "sufficiency": top.sufficiency if top else 0.0,
             "random_comprehensiveness": (top.random_comprehensiveness if top else None) or 0.0,
+            "random_comprehensiveness_sd": (top.random_comprehensiveness_sd if top else None) or 0.0,
+            "random_draws": self.faithfulness.random_draws,
             "grounding": len(grounded) / len(sent) if sent else 0.0,
             "answer_probability": self.faithfulness.answer_probability,
-            "cluster_id": scored,
+            "cluster_id": 0,
         }
 
     def to_dict(self) -> dict:

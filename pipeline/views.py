@@ -56,6 +56,13 @@ def _tokens_html(data: dict, role: str, colour_of: dict[int, str]) -> str:
     return "".join(parts)
 
 
+def effect_text(row: dict) -> str:
+    """How much deleting a cluster's words lowers the answer's probability, beside random word sets of its size."""
+    random = row.get("random_comprehensiveness")
+    beside = "" if random is None else f" (random {random:+.3f} ± {row.get('random_comprehensiveness_sd') or 0:.3f})"
+    return f"effect {row['comprehensiveness']:+.3f}{beside}"
+
+
 def explanation_html(data: dict) -> str:
     """The chat reply to "why did you say this?": the text with its clusters highlighted, then one
     line per cluster (label, rationale, importance, faithfulness; template rationales marked)."""
@@ -71,14 +78,14 @@ def explanation_html(data: dict) -> str:
         lines.append(
             f'<li><span class="al-swatch" style="background:{colour(c["id"])}">{c["id"]}</span> '
             f"<b>{html.escape(c['label'])}</b>{template}: {text_html(c['rationale'])} "
-            f'<span class="al-note">importance {c["importance"]:.1%} &middot; comprehensiveness '
-            f'{c["comprehensiveness"]:+.3f} &middot; sufficiency {c["sufficiency"]:+.3f}</span></li>'
+            f'<span class="al-note">{effect_text(c)} &middot; attention {c["importance"]:.1%}</span></li>'
         )
     sc, g = data["scores"], data["graph"]
     scores = (
-        f"Cluster {sc['cluster_id']} (the most important with prompt tokens to delete): comprehensiveness "
-        f"{sc['comprehensiveness']:+.3f} vs {sc['random_comprehensiveness']:+.3f} for a random token set of its size, "
-        f"sufficiency {sc['sufficiency']:+.3f}; rationales grounded {sc['grounding']:.0%}. Graph: {g['edges']} edges, "
+        f"Clusters are ordered by measured effect: deleting the words of cluster 0 lowers the answer's probability "
+        f"by {sc['comprehensiveness']:+.3f}, a random set of as many of the user's words by "
+        f"{sc['random_comprehensiveness']:+.3f} (sd {sc['random_comprehensiveness_sd']:.3f}, {sc['random_draws']} draws); "
+        f"rationales grounded {sc['grounding']:.0%}. Graph: {g['edges']} edges, "
         f"threshold {g['threshold']:.4f}, resolution {g['resolution']:g}, modularity {g['modularity']:.3f}, "
         f"source {html.escape(str(g.get('source', '')))}; the sink holds {g['sink_share']:.0%} of the attention. "
         f"Took {sum(data['timings_s'].values()):.1f} s ("
@@ -120,19 +127,22 @@ def show(data: dict, console: Console | None = None) -> None:
 
     console.rule(f"{escape(data['model'])}: why did the model say this?")
     console.print(f"[bold]prompt:[/] {shown('prompt')}\n[bold]answer:[/] {shown('answer')}")
-    table = Table("#", "label", "rationale", "importance", "compr.", "suff.", "source")
+    table = Table("#", "words", "label", "rationale", "effect", "random", "suff.", "source")
     for row in data["clusters"]:
         colour = TERMINAL_COLOURS[row["id"]] if row["id"] < len(TERMINAL_COLOURS) else "white"
+        random = row.get("random_comprehensiveness")
         table.add_row(
-            f"[{colour}]{row['id']}[/]", escape(row["label"]), escape(row["rationale"]), f"{row['importance']:.1%}",
-            f"{row['comprehensiveness']:+.3f}", f"{row['sufficiency']:+.3f}", row["source"],
+            f"[{colour}]{row['id']}[/]", escape(" ".join(row.get("words", []))), escape(row["label"]),
+            escape(row["rationale"]), f"{row['comprehensiveness']:+.3f}",
+            "" if random is None else f"{random:+.3f} ± {row.get('random_comprehensiveness_sd') or 0:.3f}",
+            f"{row['sufficiency']:+.3f}", row["source"],
         )
     console.print(table)
     sc, g = data["scores"], data["graph"]
     console.print(
-        f"cluster {sc['cluster_id']} (most important with prompt tokens to delete): "
-        f"comprehensiveness {sc['comprehensiveness']:+.3f} (random set of its size "
-        f"{sc['random_comprehensiveness']:+.3f}), sufficiency {sc['sufficiency']:+.3f}; grounding {sc['grounding']:.0%}; "
+        f"effect = fall of the answer's probability when the cluster's words are deleted; random = the same for "
+        f"{sc['random_draws']} random sets of as many of the user's words (mean ± sd). Cluster 0: "
+        f"{sc['comprehensiveness']:+.3f} vs {sc['random_comprehensiveness']:+.3f}; grounding {sc['grounding']:.0%}; "
         f"graph: {g['edges']} edges, modularity {g['modularity']:.3f}, sink share {g['sink_share']:.0%}"
     )
     console.print("timings: " + ", ".join(f"{escape(k)} {v:.1f} s" for k, v in data["timings_s"].items()))

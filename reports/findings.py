@@ -69,12 +69,11 @@ def profile_run(run: Path, items: list[RunItem], progress: Progress | None = Non
         row = {"key": item.key, **{k: item.meta.get(k) for k in ("id", "model", "category", "subcategory", "correct")}}
         try:
             explanation = Explanation.load(item.path)
-            scored = explanation.info.get("scored_cluster", 0)
             clusters = explanation.faithfulness.clusters
             row.update(profile(explanation.record, explanation.clustering))
             row["model"] = row["model"] or explanation.generation.model
             row["answer_probability"] = explanation.faithfulness.answer_probability
-            row["cluster_comprehensiveness"] = clusters[scored].comprehensiveness if scored < len(clusters) else None
+            row["cluster_comprehensiveness"] = clusters[0].comprehensiveness if clusters else None
             row["answer_tokens"] = len(explanation.generation.answer_indices)
         except Exception as exc:  # noqa: BLE001 - recorded; the others go on
             row["error"] = f"{type(exc).__name__}: {exc}"

@@ -12,8 +12,9 @@ import numpy as np
 
 from attnlens.evaluation.suite import SOURCES
 
-COLOURS = {"attnlens": "#d62728", "last_layer": "#1f77b4", "mean": "#2ca02c", "rollout": "#9467bd",
-           "grad_x_input": "#8c564b", "loo": "#ff7f0e", "random": "#7f7f7f"}  # fmt: skip
+COLOURS = {"attnlens": "#d62728", "head_weights": "#e377c2", "context_cite": "#17becf", "last_layer": "#1f77b4",
+           "mean": "#2ca02c", "rollout": "#9467bd", "grad_x_input": "#8c564b", "loo": "#ff7f0e",
+           "random": "#7f7f7f"}  # fmt: skip
 BARS = ("aopc_comprehensiveness_eraser", "aopc_sufficiency_eraser", "tau_loo")
 HEATMAPS = ("entropy", "distance", "sink", "induction")
 

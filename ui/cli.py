@@ -370,6 +370,47 @@ def findings(
     out.print(f"findings: {path} (figures and data in {path.parent / (path.stem + '-data')})")
 
 
+@app.command("train-scorer")
+def train_scorer(
+    model: str = typer.Option(DEFAULT_MODEL, help="a bundled name or a local Hugging Face folder"),
+    train_cases: int | None = typer.Option(None, min=2, help="use only the first N cases of the training split"),
+    held_out_cases: int | None = typer.Option(100, min=0, help="judge on the first N held-back cases (fresh ablations)"),
+    ablations: int = typer.Option(32, min=4, help="random word deletions measured per case"),
+    max_new_tokens: int = typer.Option(32, min=1, help="answer length of the training generations"),
+    seed: int = typer.Option(0, help="the split and the ablations (same seed, same weights)"),
+    out_file: Path | None = typer.Option(None, "--out", help="where the weights go (default: the cache, where explain finds them)"),
+    cases_file: Path | None = typer.Option(None, "--cases", help="a cases JSONL file (default: the bundled 500-case dataset)"),
+    threads: int | None = typer.Option(None, min=1, help="torch threads (default: every core)"),
+    as_json: bool = typer.Option(False, "--json", help="print the training summary as JSON"),
+) -> None:
+    """Learn the model's head weights (AT2-style) from random word deletions on the training split of the dataset."""
+    from attnlens.clustering.scores import trained_path
+    from attnlens.evaluation.cases import DEFAULT_PATH, load_cases
+    from attnlens.evaluation.head_weights import train_scorer as run_training
+    from attnlens.extraction import load_model
+
+    runtime.set_threads(threads)
+    cases = load_cases(cases_file or DEFAULT_PATH)
+    lm = load_model(model)
+    if lm.architecture.kind != "causal":
+        raise InputError(f"{lm.name} is an encoder: it gives no answer, so there is nothing to attribute")
+    with _case_progress(f"train-scorer {lm.name}") as progress:
+        weights = run_training(
+            lm, cases, ablations=ablations, train_cases=train_cases, held_out_cases=held_out_cases, seed=seed,
+            max_new_tokens=max_new_tokens, progress=progress,
+        )  # fmt: skip
+    path = weights.save(out_file or trained_path(lm.name))
+    if as_json:
+        out.print_json(json.dumps({"path": str(path), **weights.trained}))
+        return
+    lds = weights.trained["held_out_lds"]
+    out.print(
+        f"head weights for {lm.name}: {path}\n"
+        f"held-back LDS ({weights.trained['cases']['held_out']} cases): learned {lds['learned']:.3f}, "
+        f"uniform {lds['uniform']:.3f}, last layer {lds['last_layer']:.3f}"
+    )
+
+
 @contextlib.contextmanager
 def _case_progress(description: str):
     """A progress bar on stderr; yields the `progress(label, finished, total)` callback."""
@@ -434,7 +475,7 @@ def study_export(
     out.print(f"{count} ratings from {db} written to {out_file}")
 
 
-BENCHMARKS = ("extraction", "clustering", "explain", "evaluate", "annotate", "tools")
+BENCHMARKS = ("extraction", "clustering", "explain", "evaluate", "faithfulness", "annotate", "tools")
 
 
 # --help is the benchmark's own: `attnlens bench NAME --help` shows that benchmark's options.

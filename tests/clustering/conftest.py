@@ -18,7 +18,8 @@ def _make_record(
     extra: dict[str, np.ndarray] | None = None,
     info: dict | None = None,
 ) -> AttentionRecord:
-    """A record over len(mean) tokens. Tokens from `answer_start` on are the answer; `rows`
+    """A record over len(mean) tokens. Token 0 is template (a BOS-like sink), the rest up to
+    `answer_start` the user's words (" t1", " t2", ...), then the answer; `rows`
     (Float[L H A n]) are then the rows of the queries that produced them (positions t - 1)."""
     n = len(mean)
     texts = texts or [f" t{i}" for i in range(n)]
@@ -26,7 +27,7 @@ def _make_record(
     tokens, offset = [], 0
     for i, text in enumerate(texts):
         answer = i >= answer_start
-        role, segment = ("answer", "answer") if answer else ("prompt", "user")
+        role, segment = ("answer", "answer") if answer else ("prompt", "template" if i == 0 else "user")
         tokens.append(Token(i, 100 + i, text, role, segment, offset, offset + len(text)))
         offset += len(text)
     prompt = "".join(texts[:answer_start])

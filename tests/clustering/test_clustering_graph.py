@@ -106,11 +106,13 @@ def test_answer_co_attention(make_record):
 
 def test_build_graph_and_round_trips(make_record, tmp_path):
     record = make_record(CAUSAL, texts=["<s>", " A", " b", "."])
-    graph = build_graph(record, ClusterConfig(threshold=0.25))
-    assert graph.nodes == [1, 2, 3] and graph.labels == [" A", " b", "."]
+    # Word scores (no answer rows: column means) .25, .15, .05 give ranks 1, 2/3, 1/3; each edge of
+    # SYMMETRIC is scaled by 1/2 + (rank_i + rank_j) / 4: (1,2) .5 * 11/12, (1,3) .3 * 5/6, (2,3) .2 * 3/4.
+    graph = build_graph(record, ClusterConfig(threshold=0.2, scores="uniform"))
+    assert graph.nodes == [1, 2, 3] and graph.labels == ["A", "b", "."]  # vertices are words
     assert graph.edges == [(1, 2), (1, 3)]  # token indices
     assert graph.edge_count == 2
-    assert graph.threshold == 0.25 and graph.source == "mean" and graph.sinks == [0]
+    assert graph.threshold == 0.2 and graph.source == "mean" and graph.sinks == [0]
     assert graph.sink_share == pytest.approx(0.55)
     assert AttentionGraph.from_dict(graph.to_dict()) == graph
     assert AttentionGraph.load(graph.save(tmp_path / "graph.json")) == graph
@@ -120,4 +122,4 @@ def test_build_graph_and_round_trips(make_record, tmp_path):
     assert reread.vs["token"] == [1, 2, 3] and reread.vs["cluster"] == [0, 0, 1]
     np.testing.assert_allclose(reread.es["weight"], graph.weights)
     nxg = graph.to_networkx()
-    assert sorted(nxg.edges(data="weight")) == [(1, 2, pytest.approx(0.5)), (1, 3, pytest.approx(0.3))]
+    assert sorted(nxg.edges(data="weight")) == [(1, 2, pytest.approx(0.5 * 11 / 12)), (1, 3, pytest.approx(0.25))]

@@ -29,15 +29,26 @@ def test_sweep_recovers_planted_communities(make_record, planted, engine):
     assert result.info["engine"] == engine and result.info["config"]["engine"] == engine
 
 
-def test_a_kept_sink_swallows_everything(make_record, planted):
-    # Why sinks are dropped: with 90% of every row on token 0, all tokens cluster with it.
+def test_the_sink_never_enters_the_graph(make_record, planted):
+    # 90% of every row on token 0 (a template token): it is no vertex, so it cannot swallow the words.
     matrix, truth = planted(sink=0.9)
-    kept = cluster(make_record(matrix), ClusterConfig(drop_sinks=False))
-    assert [c.size for c in kept.clusters] == [61] and kept.clusters[0].has_sink
-    assert kept.graph.sinks == [] and kept.graph.sink_share == pytest.approx(0.9, abs=1e-6)
-    dropped = cluster(make_record(matrix))
-    assert ari(dropped.membership[1:], truth) == pytest.approx(1.0)
-    assert not any(c.has_sink for c in dropped.clusters)
+    result = cluster(make_record(matrix))
+    assert 0 not in result.graph.nodes and result.membership[0] == -1
+    assert result.graph.sink_share == pytest.approx(0.9, abs=1e-6)
+    assert ari(result.membership[1:], truth) == pytest.approx(1.0)
+    assert all(c.segments == {"user": c.size} for c in result.clusters)
+
+
+def test_concise_cells_are_preferred(make_record):
+    # One clique of 5 of the 7 words: kept whole only when a cluster may hold more than half the words.
+    matrix = np.zeros((8, 8))
+    matrix[:, 0] = 0.5
+    matrix[1:6, 1:6] = 0.1
+    matrix[0, 0], matrix[6:, 0] = 1.0, 1.0
+    whole = cluster(make_record(matrix), ClusterConfig(max_cluster_share=1.0))
+    assert sorted(c.tokens for c in whole.clusters) == [[1, 2, 3, 4, 5], [6], [7]]
+    concise = cluster(make_record(matrix))
+    assert max(c.size for c in concise.clusters) <= 3.5
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -108,7 +119,7 @@ def test_one_token(make_record):
     result = cluster(make_record(np.ones((1, 1))))
     assert result.clusters == [] and result.modularity == 0.0
     assert result.membership == [-1] and result.graph.edge_count == 0
-    assert "no token is left" in result.info["notes"][0]
+    assert "no words" in result.info["notes"][0]
 
 
 def test_one_token_besides_the_sink(make_record):
@@ -134,19 +145,9 @@ def test_no_attention_at_all(make_record):
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("directed", [False, True])
 def test_all_weights_equal_is_one_cluster(make_record, engine, directed):
-    result = cluster(make_record(np.full((8, 8), 1 / 8)), ClusterConfig(engine=engine, directed=directed))
+    config = ClusterConfig(engine=engine, directed=directed, max_cluster_share=1.0)
+    result = cluster(make_record(np.full((8, 8), 1 / 8)), config)
     assert [c.tokens for c in result.clusters] == [list(range(1, 8))]
     assert result.modularity == pytest.approx(0.0, abs=1e-12)
     assert result.clusters[0].conductance == 0.0
     assert "one cluster" in result.info["notes"][0]
-
-
-def test_one_clique_among_silent_tokens(make_record):
-    # Tokens 1-5 attend to each other (and the sink) equally; tokens 6-7 attend only to the sink.
-    matrix = np.zeros((8, 8))
-    matrix[:, 0] = 0.5
-    matrix[1:6, 1:6] = 0.1
-    matrix[0, 0], matrix[6:, 0] = 1.0, 1.0
-    result = cluster(make_record(matrix))
-    assert sorted(c.tokens for c in result.clusters) == [[1, 2, 3, 4, 5], [6], [7]]
-    assert result.modularity == pytest.approx(0.0, abs=1e-12)

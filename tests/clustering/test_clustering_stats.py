@@ -38,31 +38,41 @@ def test_answer_importance_and_head_shares(record):
     np.testing.assert_allclose(attention.per_head[0], [[0, 0.5, 0.5, 0, 0], [0, 0, 0.25, 0.75, 0]], atol=1e-7)
 
 
+UNIFORM = ClusterConfig(scores="uniform")
+
+
+def _describe(record, membership):
+    from attnlens.clustering.pipeline import _scores
+    from attnlens.extraction.words import user_words
+
+    words = user_words(record.generation)
+    scores = _scores(record, words, UNIFORM).values
+    return describe(build_graph(record, UNIFORM), membership, words, scores, record, attention_of(record, (0,)), 2)
+
+
 def test_cluster_statistics_by_hand(record):
-    graph = build_graph(record)  # no pruning: all five edges
-    clusters = describe(graph, [0, 0, 1, 1], record, attention_of(record, (0,)), (0,), top_heads=2)
-    first, second = clusters
+    # Words: "Explain" (1), "12" (2), "apples" (3); the answer token 4 and the sink 0 are no vertices.
+    # Among the words, rows without sink and diagonal: 2 -> {1: 1}, 3 -> {1: .5, 2: .5}; symmetrised
+    # (1,2) .5, (1,3) .25, (2,3) .25. Uniform scores (head means of ROWS) .125, .225, .3 give ranks
+    # 1/3, 2/3, 1, so the edges become .5 * 3/4, .25 * 5/6 and .25 * 11/12.
+    first, second = _describe(record, [0, 0, 1])
     assert (first.id, first.tokens, first.spans, first.texts) == (0, [1, 2], [(1, 3)], ["Explain", " 12"])
-    assert (second.id, second.tokens, second.spans) == (1, [3, 4], [(3, 5)])
+    assert first.words == ["Explain", "12"] and second.words == ["apples"]
+    assert first.score == pytest.approx(0.35) and second.score == pytest.approx(0.3)  # sorted by score
     assert first.importance == pytest.approx(0.35 / 0.65) and second.importance == pytest.approx(0.3 / 0.65)
-    assert first.internal_weight == pytest.approx(0.5) and second.internal_weight == pytest.approx(3 / 7)
-    # Cut 0.25 + 0.25 + 1/14 = 4/7; volumes 11/7 and 10/7; conductance = (4/7) / (10/7).
-    assert first.conductance == pytest.approx(0.4) and second.conductance == pytest.approx(0.4)
+    assert first.internal_weight == pytest.approx(0.375) and second.internal_weight == 0.0
+    assert first.conductance == pytest.approx(1.0) and second.conductance == pytest.approx(1.0)  # all of 3's edges leave
     assert first.top_heads == [(0, 0, pytest.approx(1.0)), (0, 1, pytest.approx(0.25))]
     assert first.top_layers == [(0, pytest.approx(0.625))]
     assert second.top_heads[0] == (0, 1, pytest.approx(0.75))
-    assert first.roles == {"prompt": 2} and second.roles == {"prompt": 1, "answer": 1}
-    assert second.segments == {"user": 1, "answer": 1}
-    assert first.token_types == {"instruction": 1, "number": 1}
-    assert second.token_types == {"word": 1, "capitalised": 1}
-    assert not first.has_sink and not second.has_sink
+    assert first.roles == {"prompt": 2} and second.roles == {"prompt": 1} and second.segments == {"user": 1}
+    assert first.token_types == {"instruction": 1, "number": 1} and second.token_types == {"word": 1}
 
 
-def test_clusters_are_sorted_by_importance(record):
-    # Listed in the other order, the more important cluster still comes first with id 0.
-    graph = build_graph(record)
-    clusters = describe(graph, [1, 1, 0, 0], record, attention_of(record, (0,)), (0,), top_heads=1)
-    assert [c.tokens for c in clusters] == [[1, 2], [3, 4]] and [c.id for c in clusters] == [0, 1]
+def test_clusters_are_sorted_by_score(record):
+    # Listed in the other order, the higher-scoring cluster still comes first with id 0.
+    clusters = _describe(record, [1, 1, 0])
+    assert [c.tokens for c in clusters] == [[1, 2], [3]] and [c.id for c in clusters] == [0, 1]
 
 
 def test_sequence_importance_without_answer(make_record):
@@ -71,23 +81,24 @@ def test_sequence_importance_without_answer(make_record):
     assert attention.source == "sequence" and attention.per_head is None
     # Rows 2-4 renormalised without sink and diagonal: {1: 1}, {1: .5, 2: .5}, {2: 1/7, 3: 6/7}.
     np.testing.assert_allclose(attention.importance, [0, 1.5 / 3, (0.5 + 1 / 7) / 3, (6 / 7) / 3, 0], atol=1e-7)
-    result = cluster(record)
+    result = cluster(record, UNIFORM)
     assert result.importance_source == "sequence" and "no answer rows" in result.info["importance"]
+    assert "no answer rows" in result.info["scores"]
     assert all(c.top_layers == [] and c.top_heads == [] for c in result.clusters)
     assert sum(c.importance for c in result.clusters) == pytest.approx(1.0)
 
 
-def test_answer_tokens_are_nodes(record):
-    result = cluster(record)
-    assert result.importance_source == "answer"
-    assert sorted(t for c in result.clusters for t in c.tokens) == [1, 2, 3, 4]
-    assert sum(c.roles.get("answer", 0) for c in result.clusters) == 1
-    importances = [c.importance for c in result.clusters]
-    assert importances == sorted(importances, reverse=True) and sum(importances) == pytest.approx(1.0)
+def test_only_the_users_words_are_nodes(record):
+    result = cluster(record, UNIFORM)
+    assert result.importance_source == "answer" and "every head weighted equally" in result.info["scores"]
+    assert sorted(t for c in result.clusters for t in c.tokens) == [1, 2, 3]  # not the sink 0, not the answer 4
+    assert all(c.roles == {"prompt": c.size} for c in result.clusters)
+    scores = [c.score for c in result.clusters]
+    assert scores == sorted(scores, reverse=True)
 
 
 def test_clustering_round_trips(record, tmp_path):
-    config = ClusterConfig(seeds=(0, 1))
+    config = ClusterConfig(seeds=(0, 1), scores="uniform")
     result = cluster(record, config)
     assert Clustering.from_dict(result.to_dict()) == result
     assert ClusterConfig.from_dict(result.info["config"]) == config
@@ -118,15 +129,22 @@ def test_spans():
 @pytest.mark.slow
 def test_real_smollm_answer(smollm):
     from attnlens.extraction import CaptureConfig, capture, generate
+    from attnlens.extraction.words import user_words
 
     generation = generate(smollm, "What is 12 times 7?", max_new_tokens=4, seed=0)
     record = capture(smollm, generation, CaptureConfig(keep_layers=(20,)))
+    words = user_words(generation)
+    assert [w.text for w in words] == ["What", "is", "12", "times", "7", "?"]
+    in_words = sorted(t for w in words for t in w.tokens)
+    assert all(generation.tokens[t].segment == "user" for t in in_words)
     assert 0.2 < cluster(record).graph.sink_share < 0.9  # token 0 is a real sink in smollm2
     for config in (ClusterConfig(), ClusterConfig(source="answer"), ClusterConfig(source="layer", layer=20)):
         result = cluster(record, config)
         assert result.importance_source == "answer"
-        assert sorted(t for c in result.clusters for t in c.tokens) == list(range(1, record.n_tokens))
-        assert sum(c.importance for c in result.clusters) == pytest.approx(1.0)
-        assert sum(c.roles.get("answer", 0) for c in result.clusters) == len(generation.answer_indices)
+        assert result.info["scores"].startswith("learned head weights")  # shipped for smollm2-135m
+        assert sorted(t for c in result.clusters for t in c.tokens) == in_words  # no template, sink or answer token
+        assert all(set(c.segments) == {"user"} for c in result.clusters)
+        owner = {t: c.id for c in result.clusters for t in c.tokens}
+        assert all(len({owner[t] for t in w.tokens}) == 1 for w in words)  # a word's pieces stay together
         assert result.clusters[0].top_heads and result.stability.seeds == [0, 1, 2, 3, 4]
         assert Clustering.from_dict(result.to_dict()) == result

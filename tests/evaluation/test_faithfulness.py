@@ -13,6 +13,7 @@ import torch
 
 from attnlens.evaluation.faithfulness import (
     CURVE_POINTS,
+    DEFAULT_MAX_BATCH,
     InputError,
     _attention_mask_argument,
     _ranking_numbers,
@@ -20,7 +21,6 @@ from attnlens.evaluation.faithfulness import (
     answer_probability,
     aopc,
     build_inputs,
-    cluster_faithfulness,
     compare,
     curve_auc,
     curve_sizes,
@@ -33,9 +33,11 @@ from attnlens.evaluation.faithfulness import (
     ranking,
     score_inputs,
     user_indices,
+    verify_clusters,
 )
 from attnlens.evaluation.metrics import METRICS
 from attnlens.extraction import generate
+from attnlens.extraction.words import user_words
 from tests.evaluation.conftest import PLANTED
 
 # A batched, padded forward pass sums in another order than a single one: float32 results differ
@@ -240,18 +242,25 @@ def test_planted_code_is_comprehensive_and_the_weather_is_not(smollm, planted, a
         assert METRICS[name].in_range(scored.value), (name, scored)
 
 
-def test_cluster_fast_path_scores_few_variants(smollm, planted):
+def test_verify_clusters_deletes_words_in_one_batch(smollm, planted):
     g = planted
-    clusters = [code_tokens(g), word_tokens(g, {"weather"}), word_tokens(g, {"secret"})]
-    report = cluster_faithfulness(smollm, g, clusters, ablation="knockout", random_draws=10)
-    assert [c.random_comprehensiveness is not None for c in report.clusters] == [True, False, False]
-    assert report.stats.variants <= 1 + 2 * len(clusters) + 2 * 10
-    assert report.aopc == {} and report.loo is None
-    # the same seed draws the same random sets: the same numbers; another seed, other sets
-    assert cluster_faithfulness(smollm, g, clusters, ablation="knockout").clusters == report.clusters
-    other = cluster_faithfulness(smollm, g, clusters, ablation="knockout", seed=1).clusters[0]
-    assert other.comprehensiveness == report.clusters[0].comprehensiveness
-    assert other.random_comprehensiveness != report.clusters[0].random_comprehensiveness
+    words = user_words(g)
+    index = {w.text: w.index for w in words}
+    clusters = [[index["4729"]], [index["weather"], index["sunny"], index["warm"]], [index["secret"]]]
+    assert words[index["4729"]].tokens == tuple(code_tokens(g))  # the code's digit pieces are one word
+    report = verify_clusters(smollm, g, words, clusters, random_draws=8)
+    assert report.stats.variants <= 1 + 2 * len(clusters) + 8 * 2  # two distinct sizes share their draws
+    assert report.stats.forwards <= 2 + report.stats.variants // DEFAULT_MAX_BATCH  # one batched call (and its prefix)
+    code, weather, secret = report.clusters
+    assert [c.words for c in report.clusters] == [1, 3, 1]
+    assert code.random_comprehensiveness == secret.random_comprehensiveness  # same size, same draws
+    assert code.comprehensiveness > code.random_comprehensiveness + code.random_comprehensiveness_sd
+    assert code.comprehensiveness > weather.comprehensiveness
+    # the same seed draws the same random sets; another seed, other sets
+    assert verify_clusters(smollm, g, words, clusters, random_draws=8).clusters == report.clusters
+    other = verify_clusters(smollm, g, words, clusters, random_draws=8, seed=1).clusters[0]
+    assert other.comprehensiveness == pytest.approx(code.comprehensiveness, abs=1e-5)  # other batch mates: float noise
+    assert other.random_comprehensiveness != code.random_comprehensiveness
 
 
 def test_full_report_with_baselines(smollm, planted):

@@ -35,15 +35,18 @@ def assert_contract(data: dict, prompt: str):
     assert [t["index"] for t in data["tokens"]] == list(range(len(data["tokens"])))
     assert {t["role"] for t in data["tokens"]} == {"prompt", "answer"}
     assert set(data["graph"]) >= {"threshold", "resolution", "modularity", "edges"}
-    importances = [c["importance"] for c in data["clusters"]]
-    assert importances == sorted(importances, reverse=True) and data["clusters"]
+    effects = [c["comprehensiveness"] for c in data["clusters"]]
+    assert effects == sorted(effects, reverse=True) and data["clusters"]  # ranked by measured effect
     texts = [t["text"] for t in data["tokens"]]
+    segments = {t["index"]: t["segment"] for t in data["tokens"]}
+    assert all(segments[i] == "user" for c in data["clusters"] for i in c["token_indices"])
     for c in data["clusters"]:
         own = {texts[i] for i in c["token_indices"]}
         assert set(c["evidence_tokens"]) <= own, (c["evidence_tokens"], own)  # cited tokens are the cluster's
         assert c["label"] and c["rationale"] and c["source"] in ("llm", "template")
-        for key in ("importance", "comprehensiveness", "sufficiency"):
+        for key in ("importance", "score", "comprehensiveness", "random_comprehensiveness", "sufficiency"):
             assert isinstance(c[key], float)
+        assert c["words"] and c["random_comprehensiveness_sd"] >= 0
     assert set(data["scores"]) >= {"comprehensiveness", "sufficiency", "random_comprehensiveness", "grounding"}
     assert set(data["timings_s"]) == {"generate", "extract", "cluster", "agent", "evaluate"}
 

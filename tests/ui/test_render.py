@@ -13,7 +13,8 @@ def explanation(label: str = "<b>label</b>", rationale: str = PROBE) -> dict:
     texts = [("<|im_start|>", "prompt", "template"), ("What", "prompt", "user"), (" <script>", "prompt", "user"),
              ("?", "prompt", "user"), (" Yes\n\n", "answer", "answer"), ("&amp;", "answer", "answer")]
     tokens = [{"index": i, "text": t, "role": r, "segment": s} for i, (t, r, s) in enumerate(texts)]
-    cluster = {"label": label, "rationale": rationale, "evidence_tokens": [], "comprehensiveness": 0.1, "sufficiency": -0.2}
+    cluster = {"label": label, "rationale": rationale, "evidence_tokens": [], "comprehensiveness": 0.1, "sufficiency": -0.2,
+               "random_comprehensiveness": 0.05, "random_comprehensiveness_sd": 0.01, "words": ["What", "<script>"]}
     return {
         "model": "m", "prompt": "What <script>?", "answer": " Yes\n\n&amp;", "tokens": tokens,
         "graph": {"threshold": 0.1, "resolution": 1.0, "modularity": 0.4, "edges": 3, "sink_share": 0.3, "source": "<i>"},
@@ -22,7 +23,7 @@ def explanation(label: str = "<b>label</b>", rationale: str = PROBE) -> dict:
             {**cluster, "id": 1, "token_indices": [3, 4, 5], "source": "template", "importance": 0.4},
         ],
         "scores": {"comprehensiveness": 0.1, "sufficiency": 0.2, "random_comprehensiveness": 0.0, "grounding": 0.5,
-                   "cluster_id": 0},
+                   "random_comprehensiveness_sd": 0.0, "random_draws": 8, "cluster_id": 0},
         "timings_s": {"generate": 1.0, "agent": 2.0},
     }
 
@@ -41,7 +42,7 @@ def test_each_cluster_has_a_line_a_colour_and_template_rationales_are_marked():
     lines = re.findall(r"<li>.*?</li>", html)
     assert len(lines) == 2
     assert "template" not in lines[0] and 'class="al-template"' in lines[1]
-    assert "importance 60.0%" in lines[0] and "comprehensiveness +0.100" in lines[0] and "sufficiency -0.200" in lines[0]
+    assert "effect +0.100 (random +0.050 ± 0.010)" in lines[0] and "attention 60.0%" in lines[0]
     assert html.count(f"background:{PALETTE[0]}") == 3  # two tokens and the swatch
     assert html.count(f"background:{PALETTE[1]}") == 4  # three tokens and the swatch
 

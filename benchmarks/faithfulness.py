@@ -56,8 +56,8 @@ def forward_rows(source: str, row: dict) -> float:
     }.get(source, 0)
 
 
-def run_case(lm, case) -> dict:
-    from attnlens.clustering import cluster
+def run_case(lm, case, source: str = "mean") -> dict:
+    from attnlens.clustering import ClusterConfig, cluster
     from attnlens.evaluation.suite import SuiteConfig, score_case
     from attnlens.extraction import CaptureConfig, capture, generate
     from attnlens.extraction.words import user_words
@@ -68,7 +68,7 @@ def run_case(lm, case) -> dict:
     if not generation.answer.strip():
         return {"case": case.id, "skipped": "empty answer"}
     record = capture(lm, generation, CaptureConfig())
-    clustering = cluster(record)
+    clustering = cluster(record, ClusterConfig(source=source))
     prepared = time.perf_counter()
     clustering, report = verify(lm, record, clustering)
     verified = time.perf_counter()
@@ -146,7 +146,8 @@ def print_table(result: dict) -> None:
 
     s = result["summary"]
     console = Console()
-    table = Table(title=f"faithfulness on {result['model']}: {s['cases']} held-back cases (deletion; mean ± 95% CI half-width)")
+    table = Table(title=f"faithfulness on {result['model']}: {s['cases']} held-back cases (deletion; graph source "
+                        f"{result.get('source', 'mean')}; mean ± 95% CI half-width)")
     for column in ("source", "AOPC comp ↑", "AOPC suff ↓", "del. AUC ↓", "top-k drop ↑", "tau LOO ↑", "LDS ↑", "rows", "s"):
         table.add_column(column, no_wrap=True)
     for source, row in s["sources"].items():
@@ -169,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--cases", type=int, default=40, help="held-back cases (round-robin over categories)")
     parser.add_argument("--out", type=Path, default=None, help="append each case's row here (JSONL); a rerun resumes")
+    parser.add_argument("--source", default="mean", help="the word graph's source (ClusterConfig.source; mean is the default)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -187,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         if case.id in done:
             continue
         try:
-            row = run_case(lm, case)
+            row = run_case(lm, case, args.source)
         except Exception as exc:  # noqa: BLE001 - recorded; the others go on
             row = {"case": case.id, "skipped": f"{type(exc).__name__}: {exc}"}
         rows.append(row)
@@ -195,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             with args.out.open("a") as f:
                 f.write(json.dumps(row) + "\n")
         print(f"[{i + 1}/{len(cases)}] {case.id}: {row.get('skipped') or 'ok'}", file=sys.stderr)
-    result = {"model": lm.name, "max_new_tokens": MAX_NEW_TOKENS, "summary": summarise(rows)}
+    result = {"model": lm.name, "source": args.source, "max_new_tokens": MAX_NEW_TOKENS, "summary": summarise(rows)}
     if args.json:
         print(json.dumps(result))
     else:

@@ -39,6 +39,9 @@ class ClusterConfig:
     # than `max_cluster_share` of the words is not chosen (unless no cell avoids it).
     concise_from: int = 6
     max_cluster_share: float = 0.5
+    # How much the words' score ranks shape the edges: each edge is scaled by
+    # (1 - score_edges) + score_edges * (rank_i + rank_j) / 2, ranks in (0, 1].
+    score_edges: float = 0.5
     # Word scores: "learned" head weights (clustering.scores; the uniform default, with a warning,
     # for a model without them) or "uniform" (every head weighted equally, no warning).
     scores: Literal["learned", "uniform"] = "learned"
@@ -63,6 +66,8 @@ class ClusterConfig:
             raise ValueError("threshold must be >= 0")
         if self.scores not in ("learned", "uniform"):
             raise ValueError(f"unknown word scores {self.scores!r}")
+        if not 0 <= self.score_edges <= 1:
+            raise ValueError("score_edges must be in [0, 1]")
         if not 0 < self.max_cluster_share <= 1:
             raise ValueError("max_cluster_share must be in (0, 1]")
         if not self.sweep_degrees or not self.resolutions:

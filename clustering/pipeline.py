@@ -56,13 +56,14 @@ def _word_matrix(record: AttentionRecord, words: list[Word], config: ClusterConf
 
 
 def _normalised(record: AttentionRecord, words: list[Word], scores: WordScores, config: ClusterConfig) -> Normalised:
-    """Rows renormalised and symmetrised (graph.normalise), then each edge scaled by 1/2 + 1/2 the mean
-    score rank of its two words (in (1/2, 1]): among equally co-attending pairs the high-scoring
-    words' edge survives pruning, while no edge is scaled by more than a factor of two."""
+    """Rows renormalised and symmetrised (graph.normalise), then each edge scaled by (1 - a) + a times
+    the mean score rank of its two words (a = config.score_edges, 1/2 by default: factors in
+    (1/2, 1]): among equally co-attending pairs the high-scoring words' edge survives pruning."""
     matrix, sink_share = _word_matrix(record, words, config)
     plain = normalise(matrix, sinks=(), drop_sinks=False, directed=config.directed)
     rank = (rankdata(scores.values) / max(len(words), 1)).astype(np.float32)  # ties share their mean rank
-    weighted = plain.matrix * (0.5 + (rank[:, None] + rank[None, :]) / 4)
+    a = config.score_edges
+    weighted = plain.matrix * ((1 - a) + a * (rank[:, None] + rank[None, :]) / 2)
     nodes = np.asarray([w.tokens[0] for w in words], dtype=np.int64)  # a vertex is named by its word's first token
     return Normalised(nodes, weighted.astype(np.float32), sink_share, tuple(config.sinks))
 

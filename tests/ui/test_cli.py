@@ -144,3 +144,18 @@ def test_serve_leaves_no_process_behind_after_sigterm():
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.slow
+def test_train_scorer_writes_weights_that_explain_then_uses(tmp_path):
+    out = tmp_path / "weights.json"
+    proc = run("train-scorer", "--model", "smollm2-135m", "--train-cases", "3", "--held-out-cases", "1",
+               "--ablations", "4", "--max-new-tokens", "2", "--out", str(out), "--json", "--threads", "1")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout)
+    assert summary["path"] == str(out) and summary["cases"]["train"] == 3
+    from attnlens.clustering.scores import HeadWeights
+
+    assert HeadWeights.load(out).model == "smollm2-135m"
+    refused = run("train-scorer", "--model", "minilm-l6")
+    assert refused.returncode == 2 and "encoder" in refused.stderr and "Traceback" not in refused.stderr

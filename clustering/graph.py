@@ -93,7 +93,6 @@ def normalise(
         raise ValueError("attention weights must be finite and non-negative")
     n = len(weights)
     sinks = tuple(sorted({s for s in sinks if 0 <= s < n}))
-    sink_share = float(weights[:, list(sinks)].sum(dtype=np.float64) / total) if total > 0 else 0.0
     dropped = sinks if drop_sinks else ()
     nodes = np.setdiff1d(np.arange(n), dropped)
     matrix = weights[np.ix_(nodes, nodes)]  # a copy
@@ -103,7 +102,14 @@ def normalise(
     if not directed:
         matrix = matrix + matrix.T
         matrix *= 0.5
-    return Normalised(nodes, matrix, sink_share, dropped)
+    return Normalised(nodes, matrix, sink_share(weights, sinks), dropped)
+
+
+def sink_share(weights: np.ndarray, sinks: tuple[int, ...]) -> float:
+    """Share of a Float[n n] matrix's total mass in the sink columns (those inside the matrix)."""
+    total = weights.sum(dtype=np.float64)
+    inside = [s for s in sinks if 0 <= s < len(weights)]
+    return float(weights[:, inside].sum(dtype=np.float64) / total) if total > 0 else 0.0
 
 
 def candidate_mask(matrix: np.ndarray, directed: bool) -> np.ndarray:

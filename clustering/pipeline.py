@@ -24,6 +24,7 @@ from attnlens.clustering.graph import (
     has_answer_rows,
     normalise,
     prune,
+    sink_share,
     source_matrix,
 )
 from attnlens.clustering.leiden import (
@@ -45,27 +46,24 @@ from attnlens.extraction.words import Word, user_words, word_of_token
 def _word_matrix(record: AttentionRecord, words: list[Word], config: ClusterConfig) -> tuple[np.ndarray, float]:
     """Float[W W] attention among the words (summed over their tokens), and the sinks' share of all attention."""
     matrix = source_matrix(record, config)
-    total = float(matrix.sum(dtype=np.float64))
-    sinks = [s for s in config.sinks if 0 <= s < len(matrix)]
-    sink_share = float(matrix[:, sinks].sum(dtype=np.float64) / total) if total > 0 else 0.0
     owner = np.asarray(word_of_token(words, record.n_tokens))
     inside = np.flatnonzero(owner >= 0)
     one_hot = np.zeros((len(inside), len(words)), dtype=np.float32)
     one_hot[np.arange(len(inside)), owner[inside]] = 1.0
-    return one_hot.T @ matrix[np.ix_(inside, inside)] @ one_hot, sink_share
+    return one_hot.T @ matrix[np.ix_(inside, inside)] @ one_hot, sink_share(matrix, config.sinks)
 
 
 def _normalised(record: AttentionRecord, words: list[Word], scores: WordScores, config: ClusterConfig) -> Normalised:
     """Rows renormalised and symmetrised (graph.normalise), then each edge scaled by (1 - a) + a times
     the mean score rank of its two words (a = config.score_edges, 1/2 by default: factors in
     (1/2, 1]): among equally co-attending pairs the high-scoring words' edge survives pruning."""
-    matrix, sink_share = _word_matrix(record, words, config)
+    matrix, share = _word_matrix(record, words, config)
     plain = normalise(matrix, sinks=(), drop_sinks=False, directed=config.directed)
     rank = (rankdata(scores.values) / max(len(words), 1)).astype(np.float32)  # ties share their mean rank
     a = config.score_edges
     weighted = plain.matrix * ((1 - a) + a * (rank[:, None] + rank[None, :]) / 2)
     nodes = np.asarray([w.tokens[0] for w in words], dtype=np.int64)  # a vertex is named by its word's first token
-    return Normalised(nodes, weighted.astype(np.float32), sink_share, tuple(config.sinks))
+    return Normalised(nodes, weighted.astype(np.float32), share, tuple(config.sinks))
 
 
 def _scores(record: AttentionRecord, words: list[Word], config: ClusterConfig) -> WordScores:

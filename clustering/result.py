@@ -9,6 +9,7 @@ from pathlib import Path
 from attnlens.clustering.graph import AttentionGraph
 from attnlens.clustering.leiden import Stability, SweepPoint
 from attnlens.clustering.stats import Cluster, ImportanceSource
+from attnlens.extraction.words import Word
 
 
 @dataclass
@@ -31,6 +32,11 @@ class Clustering:
             for t in c.tokens:
                 labels[t] = c.id
         return labels
+
+    def word_members(self, words: list[Word]) -> list[list[int]]:
+        """Per cluster: the indices of its words (`words` = user_words of the clustered generation)."""
+        first = {w.tokens[0]: w.index for w in words}
+        return [[first[t] for t in c.tokens if t in first] for c in self.clusters]
 
     def ranked(self, order: list[int]) -> "Clustering":
         """The same clustering with its clusters in `order` (current ids, first = rank 0), renumbered."""

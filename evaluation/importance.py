@@ -182,19 +182,18 @@ def context_cite(
     return word_vector(generation, words, weights)
 
 
-def ranked_cluster_importance(record: AttentionRecord, clustering: Clustering) -> np.ndarray:
-    """Float[U]: cluster 0's words first, then cluster 1's, ...; inside a cluster by word score."""
-    generation = record.generation
+def ranked_cluster_importance(generation: Generation, clustering: Clustering, scores: np.ndarray) -> np.ndarray:
+    """Float[U]: cluster 0's words first, then cluster 1's, ...; inside a cluster by `scores`
+    (Float[U], one value per user token such as head_weight_importance's; a word's is its first token's)."""
     words = user_words(generation)
-    scores = score_words(record, words, head_features(record, words) if generation.answer_indices else None).values
-    first = {w.tokens[0]: w for w in words}
+    position = {t: j for j, t in enumerate(user_indices(generation))}
     values = np.zeros(len(words))
     count = len(clustering.clusters)
-    for c in clustering.clusters:
-        members = [first[t] for t in c.tokens if t in first]
-        order = np.argsort(np.argsort([scores[w.index] for w in members], kind="stable"), kind="stable")
+    for c, members in zip(clustering.clusters, clustering.word_members(words)):
+        own = [scores[position[words[w].tokens[0]]] for w in members]
+        order = np.argsort(np.argsort(own, kind="stable"), kind="stable")
         for w, rank in zip(members, order):
-            values[w.index] = (count - c.id) + (rank + 1) / (len(members) + 1)  # in (count - id, count - id + 1)
+            values[w] = (count - c.id) + (rank + 1) / (len(members) + 1)  # in (count - id, count - id + 1)
     return word_vector(generation, words, values)
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from attnlens.clustering import Clustering
 from attnlens.evaluation import signatures
-from attnlens.evaluation.faithfulness import ABLATIONS, compare
+from attnlens.evaluation.faithfulness import ABLATIONS, compare, ranking, user_indices
 from attnlens.evaluation.head_weights import AblationSample, lds, measure, random_masks
 from attnlens.evaluation.importance import (
     context_cite,
@@ -113,9 +113,11 @@ def importance_vectors(
     """Float[U] per vector source; rollout is left out when the record has none (long inputs).
     `seconds`, when given, receives each source's own cost."""
     gen = record.generation
+    vectors: dict[str, np.ndarray] = {}
     makers = {
-        "attnlens": lambda: ranked_cluster_importance(record, clustering),
         "head_weights": lambda: head_weight_importance(record),
+        # ranks the words inside each cluster by the head-weight scores just computed
+        "attnlens": lambda: ranked_cluster_importance(gen, clustering, vectors["head_weights"]),
         "context_cite": lambda: context_cite(
             lm, gen, ablations=config.context_cite_ablations, seed=config.seed, max_batch=config.max_batch
         ),
@@ -125,7 +127,6 @@ def importance_vectors(
     }
     if "rollout" in record:
         makers["rollout"] = lambda: rollout_attention(record)
-    vectors = {}
     for name, make in makers.items():
         started = time.perf_counter()
         vectors[name] = np.asarray(make(), dtype=float)
@@ -142,7 +143,7 @@ def lds_scores(lm: LoadedModel, record: AttentionRecord, vectors: dict[str, np.n
         return {}
     removed = random_masks(len(words), config.lds_ablations, np.random.default_rng([config.seed, 11]))
     sample = AblationSample("", words, np.zeros((len(words), 1, 1)), removed, measure(lm, gen, words, removed, max_batch=config.max_batch))
-    position = {t: j for j, t in enumerate(t.index for t in gen.tokens if t.segment == "user")}
+    position = {t: j for j, t in enumerate(user_indices(gen))}
     out = {}
     for name, v in vectors.items():
         per_word = np.array([sum(v[position[t]] for t in w.tokens) for w in words])
@@ -174,11 +175,11 @@ def score_case(
     result.seconds["importance"] = time.perf_counter() - started
     result.seconds.update({f"source:{k}": v for k, v in cost.items()})
     clusters = clustering.clusters
-    user = [t.index for t in gen.tokens if t.segment == "user"]
+    user = user_indices(gen)
     top = [clusters[scored].tokens] if scored < len(clusters) else []
     k = len(set(top[0]) & set(user)) if top else 0
     # top-k drop: each source's k highest-ranked user tokens, deleted (k = the first cluster's tokens)
-    top_k = {name: [user[i] for i in np.argsort(-v, kind="stable")[:k]] for name, v in vectors.items()} if k else {}
+    top_k = {name: ranking(v, user)[:k] for name, v in vectors.items()} if k else {}
     loo = None  # leave-one-out drops under the first ablation: the LOO importance vector
     for ablation in config.ablations:
         started = time.perf_counter()

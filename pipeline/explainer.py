@@ -36,9 +36,7 @@ def verify(lm: LoadedModel, record: AttentionRecord, clustering: Clustering, ran
     """Delete each cluster's words (one batched pass), then order the clusters by that effect:
     cluster 0 is the one whose deletion hurts the answer most. Returns (clustering, report), both in that order."""
     words = user_words(record.generation)
-    first = {w.tokens[0]: w.index for w in words}
-    members = [[first[t] for t in c.tokens if t in first] for c in clustering.clusters]
-    report = verify_clusters(lm, record.generation, words, members, random_draws=random_draws)
+    report = verify_clusters(lm, record.generation, words, clustering.word_members(words), random_draws=random_draws)
     order = rank_by_effect(clustering, report)
     report.clusters = [report.clusters[i] for i in order]
     return clustering.ranked(order), report
@@ -160,7 +158,6 @@ class Explainer:
         for f in prepared.facts[self.max_llm_clusters :]:
             result.rationales[f.id] = Rationale.from_draft(template(f), source="template", sent_to_llm=False)
         info = {
-            "random_draws": self.random_draws,
             "capture": asdict(self.capture_config),
             "max_llm_clusters": self.max_llm_clusters,
             "ablation": prepared.report.ablation,

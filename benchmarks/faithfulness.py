@@ -51,8 +51,11 @@ def held_back(n: int, seed: int = 0) -> list:
 
 def forward_rows(source: str, row: dict) -> float:
     """Ablated inputs a source needs beyond the capture (the cost in forward rows)."""
+    from attnlens.evaluation.suite import SuiteConfig
+
     return {
-        "attnlens": row["verify_variants"], "context_cite": 32, "loo": row["user_tokens"], "grad_x_input": 1,
+        "attnlens": row["verify_variants"], "context_cite": SuiteConfig().context_cite_ablations,
+        "loo": row["user_tokens"], "grad_x_input": 1,
     }.get(source, 0)
 
 

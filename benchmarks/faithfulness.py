@@ -5,10 +5,10 @@
 For N held-back cases (the split `attnlens train-scorer` did not learn from, taken round-robin
 over the categories): generate the model's greedy answer (at most 32 new tokens), capture,
 cluster and verify as `attnlens explain` does (clusters ranked by measured deletion effect), then
-score every source in one run with the evaluation suite (deletion: words removed from the input):
+score every source in one run with the evaluation suite (deletion: words deleted from the prompt text):
 random, last-layer attention, mean attention, rollout, gradient x input, leave-one-out,
 ContextCite (32 ablations), the learned head weights alone, and the attnlens clusters. Metrics:
-AOPC comprehensiveness and sufficiency (ERASER bins), the deletion curve's area, top-k drop at the
+AOPC comprehensiveness and sufficiency (ERASER bins), the deletion and insertion curves' areas, top-k drop at the
 first cluster's size, Kendall tau with leave-one-out, and LDS on 32 fresh random word deletions,
 each a mean with its bootstrap 95% interval; paired Wilcoxon tests of attnlens against every other
 source, Holm-corrected. Beside them: the first cluster against random sets of as many of the
@@ -28,7 +28,12 @@ from pathlib import Path
 import numpy as np
 
 SOURCES = ("attnlens", "head_weights", "context_cite", "loo", "last_layer", "mean", "rollout", "grad_x_input", "random")
-METRICS = ("aopc_comprehensiveness_eraser", "aopc_sufficiency_eraser", "deletion_auc", "top_k_drop", "tau_loo", "lds")
+HEADERS = {
+    "aopc_comprehensiveness_eraser": "AOPC comp ↑", "aopc_sufficiency_eraser": "AOPC suff ↓",
+    "deletion_auc": "del. AUC ↓", "insertion_auc": "ins. AUC ↑", "top_k_drop": "top-k drop ↑", "tau_loo": "tau LOO ↑",
+    "lds": "LDS ↑",
+}  # fmt: skip
+METRICS = tuple(HEADERS)
 MAX_NEW_TOKENS = 32
 
 
@@ -140,21 +145,25 @@ def _fmt(e: dict) -> str:
 
 def _short(e: dict) -> str:
     """The mean and the half-width of its interval: the table's cells (the JSON has both ends)."""
-    return "n/a" if not e["n"] else f"{e['mean']:+.3f}±{(e['high'] - e['low']) / 2:.3f}"
+    return "n/a" if not e["n"] else f"{e['mean']:.3f}\n±{(e['high'] - e['low']) / 2:.3f}"
 
 
 def print_table(result: dict) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
     s = result["summary"]
     console = Console()
-    table = Table(title=f"faithfulness on {result['model']}: {s['cases']} held-back cases (deletion; graph source "
+    if not console.is_terminal:  # a file or a pipe: the whole table, whatever COLUMNS says
+        console = Console(width=120)
+    table = Table(box=box.SIMPLE_HEAD, title=f"faithfulness on {result['model']}: {s['cases']} held-back cases (deletion; graph source "
                         f"{result.get('source', 'mean')}; mean ± 95% CI half-width)")
-    for column in ("source", "AOPC comp ↑", "AOPC suff ↓", "del. AUC ↓", "top-k drop ↑", "tau LOO ↑", "LDS ↑", "rows", "s"):
-        table.add_column(column, no_wrap=True)
+    table.add_column("source", no_wrap=True)
+    for column in (*HEADERS.values(), "rows", "s"):
+        table.add_column(column, justify="right")
     for source, row in s["sources"].items():
-        table.add_row(source, *(_short(row[m]) for m in METRICS), f"{row['forward_rows']:.0f}", f"{row['seconds']:.2f}")
+        table.add_row(source, *(_short(row[m]) for m in METRICS), f"{row['forward_rows']:.0f}", "n/a" if math.isnan(row["seconds"]) else f"{row['seconds']:.2f}")
     console.print(table)
     c = s["cluster0"]
     console.print(

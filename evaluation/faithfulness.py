@@ -9,8 +9,11 @@ summed log-probability, sum_t log p(a_t | ...), is reported beside it.
 
 Ablations only ever remove USER prompt tokens (Token.segment == "user"): the chat template and
 the answer are always kept, since removing the template puts the model out of distribution.
-  - "deletion": the removed positions are dropped from the input ids (ferret's remove_tokens);
-    the rest keeps contiguous positions 0..m-1.
+  - "deletion": the removed tokens' characters are deleted from the prompt's text and the user's
+    text is tokenised again (`TextDeletion`), as if the user had typed the prompt without them;
+    template and answer keep their ids and the input has contiguous positions 0..m-1. Where the
+    tokenizer does not reproduce the user's tokens from their text, the removed ids are dropped
+    instead (ferret's remove_tokens), with a warning.
   - "knockout": nothing is removed from the input, but the answer's query positions
     (answer_start-1 .. n-1) may not attend to the removed positions in any layer or head: a
     4-D attention mask, which tests the attention claim itself. Positions before
@@ -127,6 +130,64 @@ def curve_sizes(n_user: int) -> list[int]:
     return [p * n_user // 100 for p in CURVE_POINTS]
 
 
+# --------------------------------------------------------------------------- deletion from the text
+
+NEW = -2  # token_index of a position whose token came from tokenising the edited text again
+
+
+@dataclass(frozen=True)
+class TextDeletion:
+    """Deleting user tokens from the prompt's text and tokenising the user's text again.
+
+    The user's text (first to last user token) is cut out of the input: the tokens before it
+    (template, BOS) and after it (template, answer) keep their ids; the removed tokens' characters
+    are deleted from it, a space left doubled where a word went is dropped, and the rest is
+    tokenised afresh, so the model sees the prompt a user would have typed without those words.
+    `of` returns None where the untouched user text does not tokenise back to its own ids (a
+    tokenizer that depends on context, e.g. one that adds a prefix space): deletion then drops the
+    removed tokens' ids instead.
+    """
+
+    tokenizer: object
+    head: tuple[int, ...]  # ids before the user's text
+    tail: tuple[int, ...]  # ids after it, the answer included
+    pieces: tuple[tuple[int, str], ...]  # (token index, its characters up to the next token's)
+
+    @classmethod
+    def of(cls, tokenizer, generation: Generation) -> "TextDeletion | None":
+        user = user_indices(generation)
+        if tokenizer is None or not user:
+            return None
+        first, last = user[0], user[-1]
+        tokens, text = generation.tokens, generation.text
+        ends = [tokens[i + 1].start for i in range(first, last)] + [tokens[last].end]
+        pieces = tuple((i, text[tokens[i].start : max(tokens[i].start, end)]) for i, end in zip(range(first, last + 1), ends))
+        ids = generation.token_ids
+        if _tokenise(tokenizer, "".join(p for _, p in pieces)) != ids[first : last + 1]:
+            return None
+        return cls(tokenizer, tuple(ids[:first]), tuple(ids[last + 1 :]), pieces)
+
+    def edited_text(self, removed: frozenset[int]) -> str:
+        """The user's text without the removed tokens' characters."""
+        out, gap = "", False
+        for index, piece in self.pieces:
+            if index in removed:
+                gap = True
+                continue
+            if gap and (not out or out[-1].isspace()):
+                piece = piece.lstrip()  # no doubled (or leading) space where a word went
+            out, gap = out + piece, False
+        return out.rstrip() if gap else out
+
+    def ids(self, removed: frozenset[int]) -> list[int]:
+        """Every input id of the variant: head, the edited user text tokenised, tail."""
+        return [*self.head, *_tokenise(self.tokenizer, self.edited_text(removed)), *self.tail]
+
+
+def _tokenise(tokenizer, text: str) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
+
+
 # --------------------------------------------------------------------------- the scoring core
 
 
@@ -138,8 +199,37 @@ class ModelInputs:
     position_ids: torch.Tensor  # Long[B S]
     mask: torch.Tensor  # Bool[B 1 S P+S]: True = may attend (causal, padding, knockout)
     window_mask: torch.Tensor | None  # the same with the sliding window, for sliding layers
-    token_index: torch.Tensor  # Long[B S]: original token index of each input position, -1 for padding
+    token_index: torch.Tensor  # Long[B S]: original token index of each position; -1 padding, NEW re-tokenised
     prefix: int
+
+
+def variant_rows(
+    generation: Generation, variants: Sequence[Iterable[int]], ablation: Ablation = "deletion",
+    deletion: TextDeletion | None = None,
+) -> list[tuple[list[int], list[int]]]:
+    """(ids, token_index) of each variant's input, the last answer token left out (nothing it
+    predicts is scored). Deletion edits the text (`deletion`) or, without one, drops the removed
+    tokens' ids; the knockout keeps every token (its mask does the removing)."""
+    if ablation not in ABLATIONS:
+        raise ValueError(f"ablation must be one of {ABLATIONS}, got {ablation!r}")
+    n = len(generation.tokens)
+    user = frozenset(user_indices(generation))
+    ids = generation.token_ids
+    rows = []
+    for variant in variants:
+        removed = _as_removed(generation, variant, user)
+        if ablation == "knockout" or not removed:
+            kept = list(range(n - 1))
+            rows.append(([ids[i] for i in kept], kept))
+        elif deletion is None:
+            kept = [i for i in range(n - 1) if i not in removed]
+            rows.append(([ids[i] for i in kept], kept))
+        else:
+            row = deletion.ids(removed)[:-1]
+            head, tail = len(deletion.head), len(deletion.tail)
+            index = list(range(head)) + [NEW] * (len(row) + 1 - head - tail) + list(range(n - tail, n - 1))
+            rows.append((row, index))
+    return rows
 
 
 def build_inputs(
@@ -147,53 +237,52 @@ def build_inputs(
     variants: Sequence[Iterable[int]],
     ablation: Ablation = "deletion",
     *,
+    deletion: TextDeletion | None = None,
     prefix: int = 0,
     sliding_window: int | None = None,
     pad_id: int | None = None,
 ) -> ModelInputs:
     """Input ids, positions and 4-D masks of a batch of variants (sets of removed user-token indices).
 
-    The last answer token is not fed (nothing it predicts is scored); the last A input positions of
-    every row are the queries answer_start-1 .. n-2 that predict the answer tokens. With `prefix` P
-    the first P tokens (identical in every row) are left out: they come from the KV cache.
+    The last A input positions of every row are the queries answer_start-1 .. n-2 that predict the
+    answer tokens. With `prefix` P the first P tokens (identical in every row) are left out: they
+    come from the KV cache.
     """
-    if ablation not in ABLATIONS:
-        raise ValueError(f"ablation must be one of {ABLATIONS}, got {ablation!r}")
-    n, a0 = len(generation.tokens), generation.answer_start
-    user = frozenset(user_indices(generation))
+    return _pad(generation, variant_rows(generation, variants, ablation, deletion), variants, ablation, prefix, sliding_window, pad_id)
+
+
+def _pad(generation, rows, variants, ablation, prefix, sliding_window, pad_id) -> ModelInputs:
+    a0 = generation.answer_start
     ids = generation.token_ids
-    rows, removed_sets = [], []
-    for variant in variants:
-        removed = _as_removed(generation, variant, user)
-        if ablation == "deletion" and removed and prefix > min(removed):
-            raise ValueError(f"prefix {prefix} covers removed token {min(removed)}")
-        kept = [i for i in range(n - 1) if ablation == "knockout" or i not in removed]
-        rows.append(kept)
-        removed_sets.append(removed)
     if prefix > a0 - 1:
         raise ValueError(f"prefix {prefix} would cover the answer's first query (token {a0 - 1})")
+    for row, _ in rows:
+        if row[:prefix] != ids[:prefix]:
+            raise ValueError(f"prefix {prefix} covers a token this variant changes")
     B = len(rows)
-    S = max(len(r) for r in rows) - prefix
+    S = max(len(r) for r, _ in rows) - prefix
     P = prefix
     pad = ids[0] if pad_id is None else pad_id
     input_ids = torch.full((B, S), pad, dtype=torch.long)
     position_ids = torch.full((B, S), P, dtype=torch.long)
     token_index = torch.full((B, S), -1, dtype=torch.long)
-    for b, kept in enumerate(rows):
-        suffix = kept[P:]
+    for b, (row, index) in enumerate(rows):
+        suffix = row[P:]
         off = S - len(suffix)
-        input_ids[b, off:] = torch.tensor([ids[i] for i in suffix])
+        input_ids[b, off:] = torch.tensor(suffix)
         position_ids[b, off:] = torch.arange(P, P + len(suffix))
-        token_index[b, off:] = torch.tensor(suffix)
+        token_index[b, off:] = torch.tensor(index[P:])
     # keys: the prefix (positions 0..P-1, always valid), then this chunk's inputs
     k_index = torch.cat([torch.arange(P).expand(B, P), token_index], 1)  # [B K]
     k_pos = torch.cat([torch.arange(P).expand(B, P), position_ids], 1)
-    k_valid = k_index >= 0
-    q_valid = token_index >= 0
+    k_valid = k_index != -1
+    q_valid = token_index != -1
     mask = k_valid[:, None, :] & (k_pos[:, None, :] <= position_ids[:, :, None])
     if ablation == "knockout":
+        user = frozenset(user_indices(generation))
         removed_key = torch.zeros(B, P + S, dtype=torch.bool)
-        for b, removed in enumerate(removed_sets):
+        for b, variant in enumerate(variants):
+            removed = _as_removed(generation, variant, user)
             if removed:
                 removed_key[b] = torch.isin(k_index[b], torch.tensor(sorted(removed)))
         answer_query = token_index >= a0 - 1  # the queries that predict (and are) answer tokens
@@ -286,13 +375,16 @@ def score_inputs(
     ablation: Ablation = "deletion",
     max_batch: int = DEFAULT_MAX_BATCH,
     reuse_prefix: bool = True,
+    retokenise: bool = True,
     stats: ScoreStats | None = None,
 ) -> torch.Tensor:
     """Float[V A]: log p(a_t | variant, a_<t) of every answer token, for every variant.
 
     A variant is the set of removed USER token indices (() is the unablated input). Duplicate
-    variants are scored once. `max_batch=1, reuse_prefix=False` is the plain reference: one full
-    forward per variant.
+    variants are scored once. Deletion edits the prompt's text and tokenises it again
+    (`TextDeletion`); `retokenise=False`, or a tokenizer that does not reproduce the user's tokens
+    (a warning), drops the removed tokens' ids instead. `max_batch=1, reuse_prefix=False` is the
+    plain reference: one full forward per variant.
     """
     _check_generation(generation)
     if max_batch < 1:
@@ -305,14 +397,24 @@ def score_inputs(
     A = n - a0
     target = torch.tensor(generation.token_ids[a0:])
     window = lm.architecture.sliding_window
+    deletion = None
+    if ablation == "deletion" and retokenise and any(unique):
+        deletion = TextDeletion.of(lm.tokenizer, generation)
+        if deletion is None and lm.tokenizer is not None:  # a tokenizer-less test model has no text to edit
+            warnings.warn(
+                "the user's text does not tokenise back to its own tokens: deletion drops the removed "
+                "tokens' ids instead of editing the text",
+                stacklevel=2,
+            )
+    rows = variant_rows(generation, unique, ablation, deletion)
+    ids = generation.token_ids
 
-    def shared(removed: frozenset[int]) -> int:  # tokens this variant shares with the full input
-        if ablation == "knockout" or not removed:
-            return a0 - 1
-        return min(removed)
+    def shared(row: list[int]) -> int:  # leading tokens this variant shares with the full input
+        same = next((i for i, (a, b) in enumerate(zip(row, ids)) if a != b), min(len(row), len(ids)))
+        return min(same, a0 - 1)
 
     if reuse_prefix:
-        order = sorted(range(len(unique)), key=lambda i: (-shared(unique[i]), len(unique[i])))
+        order = sorted(range(len(unique)), key=lambda i: (-shared(rows[i][0]), len(rows[i][0])))
     else:
         order = list(range(len(unique)))
     chunks = [order[i : i + max_batch] for i in range(0, len(order), max_batch)]
@@ -322,15 +424,15 @@ def score_inputs(
     with torch.inference_mode():
         prefix_kv = None
         if reuse_prefix:
-            longest = max(min(shared(unique[i]) for i in chunk) for chunk in chunks)
+            longest = max(min(shared(rows[i][0]) for i in chunk) for chunk in chunks)
             if longest > 0:
                 prefix_kv = _prefix_cache(lm, generation, longest)
                 st.forwards += 1
                 st.rows += 1
                 st.tokens += longest
         for chunk in chunks:
-            P = min(shared(unique[i]) for i in chunk) if prefix_kv is not None else 0
-            inputs = build_inputs(generation, [unique[i] for i in chunk], ablation, prefix=P, sliding_window=window)
+            P = min(shared(rows[i][0]) for i in chunk) if prefix_kv is not None else 0
+            inputs = _pad(generation, [rows[i] for i in chunk], [unique[i] for i in chunk], ablation, P, window, None)
             B = len(chunk)
             kwargs = {}
             if P:
@@ -382,13 +484,15 @@ def aopc(f_full: float, f_ablated: Sequence[float]) -> float:
     return float(np.mean([f_full - v for v in f_ablated]))
 
 
-def curve_auc(scores: Sequence[float], fractions: Sequence[float] | None = None) -> float:
-    """Trapezoid area of scores / scores[0] over the removed fraction in [0, 1] (the deletion curve)."""
+def curve_auc(scores: Sequence[float], fractions: Sequence[float] | None = None, full: float | None = None) -> float:
+    """Trapezoid area of scores / f(x) over the fraction in [0, 1]; f(x) is `full`, or scores[0]
+    (the deletion curve starts at the full input; the insertion curve ends there)."""
     scores = np.asarray(scores, dtype=float)
     x = np.asarray(fractions if fractions is not None else np.linspace(0, 1, len(scores)), dtype=float)
-    if scores[0] <= 0:
+    full = scores[0] if full is None else full
+    if full <= 0:
         return math.nan
-    y = scores / scores[0]
+    y = scores / full
     return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2))
 
 
@@ -427,11 +531,14 @@ class ClusterFaithfulness:
 
 
 @dataclass(frozen=True)
-class DeletionCurve:
+class Curve:
+    """f as a ranking's top tokens are deleted (deletion: from the full input) or restored
+    (insertion: from the input with none of the user's tokens)."""
+
     fractions: tuple[float, ...]
-    removed: tuple[int, ...]  # tokens removed at each point
+    tokens: tuple[int, ...]  # top tokens deleted (or restored) at each point
     scores: tuple[float, ...]  # f at each point
-    auc: float  # curve_auc(scores)
+    auc: float  # curve_auc: the area of f / f(x)
 
 
 @dataclass
@@ -444,10 +551,14 @@ class FaithfulnessReport:
     clusters: list[ClusterFaithfulness] = field(default_factory=list)
     aopc: dict[str, Scored] = field(default_factory=dict)
     deletion_auc: Scored | None = None
+    insertion_auc: Scored | None = None
     tau_loo: Scored | None = None
-    curve: DeletionCurve | None = None
-    random_curve: DeletionCurve | None = None  # mean over the draws
-    loo_curve: DeletionCurve | None = None
+    curve: Curve | None = None  # deletion
+    random_curve: Curve | None = None  # mean over the draws
+    loo_curve: Curve | None = None
+    insertion: Curve | None = None
+    random_insertion: Curve | None = None
+    loo_insertion: Curve | None = None
     loo: tuple[float, ...] | None = None  # f(x) - f(x without token i), per user token
     random_draws: int = 0
     seed: int = 0
@@ -463,6 +574,8 @@ class FaithfulnessReport:
         out.update(self.aopc)
         if self.deletion_auc is not None:
             out["deletion_auc"] = self.deletion_auc
+        if self.insertion_auc is not None:
+            out["insertion_auc"] = self.insertion_auc
         if self.tau_loo is not None:
             out["tau_loo"] = self.tau_loo
         if self.clusters:
@@ -476,8 +589,8 @@ class FaithfulnessReport:
 
     @classmethod
     def from_dict(cls, data: dict) -> "FaithfulnessReport":
-        def curve(d: dict | None) -> DeletionCurve | None:
-            return None if d is None else DeletionCurve(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        def curve(d: dict | None) -> Curve | None:
+            return None if d is None else Curve(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
         def scored(d: dict | None) -> Scored | None:
             return None if d is None else Scored(**d)
@@ -490,11 +603,8 @@ class FaithfulnessReport:
                 for c in data["clusters"]
             ],
             aopc={k: Scored(**v) for k, v in data["aopc"].items()},
-            deletion_auc=scored(data["deletion_auc"]),
-            tau_loo=scored(data["tau_loo"]),
-            curve=curve(data["curve"]),
-            random_curve=curve(data["random_curve"]),
-            loo_curve=curve(data["loo_curve"]),
+            **{k: scored(data.get(k)) for k in ("deletion_auc", "insertion_auc", "tau_loo")},
+            **{k: curve(data.get(k)) for k in ("curve", "random_curve", "loo_curve", "insertion", "random_insertion", "loo_insertion")},
             loo=None if data["loo"] is None else tuple(data["loo"]),
             stats=ScoreStats(**data["stats"]),
         )
@@ -528,7 +638,9 @@ def _ranking_sets(plan: _Plan, order: list[int], comp_sizes, suff_sizes) -> None
 
 
 def _ranking_numbers(order: list[int], f, f0: float, user: frozenset[int], suff_order: list[int] | None = None):
-    """AOPC numbers and the deletion curve of one ranking; f maps a removed set to the answer score."""
+    """AOPC numbers, the deletion curve and the insertion curve of one ranking; f maps a removed
+    set to the answer score. The insertion curve keeps the top k of `suff_order` (the same keep-sets
+    as sufficiency, so it costs no variant more)."""
     U = len(order)
     suff_order = order if suff_order is None else suff_order
 
@@ -544,13 +656,15 @@ def _ranking_numbers(order: list[int], f, f0: float, user: frozenset[int], suff_
         "aopc_comprehensiveness_ferret": aopc(f0, [comp(k) for k in ferret_sizes(U)]),
         "aopc_sufficiency_ferret": aopc(f0, [suff(k) for k in ferret_sizes(U)]),
     }
-    curve = [comp(k) for k in curve_sizes(U)]
-    return numbers, curve
+    deletion = [comp(k) for k in curve_sizes(U)]
+    insertion = [f(user - frozenset(suff_order[:k])) for k in curve_sizes(U)]
+    return numbers, deletion, insertion
 
 
-def _curve(scores: Sequence[float], U: int) -> DeletionCurve:
+def _curve(scores: Sequence[float], U: int, f0: float | None = None) -> Curve:
+    """The deletion curve (f0 None: it starts at f(x)) or the insertion curve (normalised by f0 = f(x))."""
     fractions = tuple(p / 100 for p in CURVE_POINTS)
-    return DeletionCurve(fractions, tuple(curve_sizes(U)), tuple(float(s) for s in scores), curve_auc(scores, fractions))
+    return Curve(fractions, tuple(curve_sizes(U)), tuple(float(s) for s in scores), curve_auc(scores, fractions, f0))
 
 
 def faithfulness(
@@ -644,9 +758,9 @@ def _score(
                 plan.remove(p[:k])
                 plan.remove(p[: U - k])
 
-    # importance rankings
+    # importance rankings (the insertion curve's keep-sets are ferret's sufficiency sets and the empty input)
     comp_sizes = sorted(set(eraser_sizes(U)) | set(ferret_sizes(U)) | set(curve_sizes(U)))
-    suff_sizes = sorted(set(eraser_sizes(U)) | set(ferret_sizes(U)))
+    suff_sizes = sorted(set(eraser_sizes(U)) | set(ferret_sizes(U)) | set(curve_sizes(U)))
     orders = {name: ranking(v, user) for name, v in values.items()}
     for order in orders.values():
         _ranking_sets(plan, order, comp_sizes, suff_sizes)
@@ -693,12 +807,13 @@ def _score(
     loo = np.array([f0 - f(frozenset([i])) for i in user])
     base.loo = tuple(float(x) for x in loo)
     rnd_numbers = loo_numbers = {}
-    rnd_curve = loo_curve = None
+    rnd_curve = loo_curve = rnd_insertion = loo_insertion = None
     rnd_tau = None
     if want_random:
         per_draw = [_ranking_numbers(p, f, f0, all_user, list(reversed(p))) for p in perms]
         rnd_numbers = {name: float(np.mean([d[0][name] for d in per_draw])) for name in per_draw[0][0]}
         rnd_curve = _curve(np.mean([d[1] for d in per_draw], axis=0), U)
+        rnd_insertion = _curve(np.mean([d[2] for d in per_draw], axis=0), U, f0)
         taus = []
         for p in perms:
             r = np.empty(U)
@@ -715,17 +830,21 @@ def _score(
                 stats=stats,
             )  # fmt: skip
             table.update(zip(missing, answer_probability(extra).tolist()))
-        loo_numbers, loo_raw_curve = _ranking_numbers(loo_order, f, f0, all_user)
-        loo_curve = _curve(loo_raw_curve, U)
+        loo_numbers, loo_deletion, loo_raw_insertion = _ranking_numbers(loo_order, f, f0, all_user)
+        loo_curve, loo_insertion = _curve(loo_deletion, U), _curve(loo_raw_insertion, U, f0)
 
     reports = {}
     for name, order in orders.items():
-        numbers, curve = _ranking_numbers(order, f, f0, all_user)
+        numbers, deletion, insertion = _ranking_numbers(order, f, f0, all_user)
         report = replace(base, clusters=list(base.clusters))
         report.aopc = {k: Scored(v, rnd_numbers.get(k), loo_numbers.get(k)) for k, v in numbers.items()}
-        report.curve, report.random_curve, report.loo_curve = _curve(curve, U), rnd_curve, loo_curve
+        report.curve, report.random_curve, report.loo_curve = _curve(deletion, U), rnd_curve, loo_curve
+        report.insertion, report.random_insertion, report.loo_insertion = _curve(insertion, U, f0), rnd_insertion, loo_insertion
         report.deletion_auc = Scored(
             report.curve.auc, rnd_curve.auc if rnd_curve else None, loo_curve.auc if loo_curve else None
+        )
+        report.insertion_auc = Scored(
+            report.insertion.auc, rnd_insertion.auc if rnd_insertion else None, loo_insertion.auc if loo_insertion else None
         )
         report.tau_loo = Scored(kendall_tau(values[name], loo), rnd_tau, 1.0)
         reports[name] = report

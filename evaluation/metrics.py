@@ -74,6 +74,9 @@ _ALL = [
     Metric("deletion_auc", (0.0, INF), False,
            "FAD-style: area under f(x without the top p of the user tokens) / f(x), p = 0, 10, ..., 100% "
            "(trapezoid over p in [0, 1]); a faithful ranking makes the curve fall fast"),
+    Metric("insertion_auc", (0.0, INF), True,
+           "area under f(x with only the top p of the user tokens) / f(x), p = 0, 10, ..., 100% "
+           "(trapezoid over p in [0, 1]); a faithful ranking makes the curve rise fast"),
     Metric("tau_loo", (-1.0, 1.0), True,
            "Kendall tau-b between the importance vector and leave-one-out drops in f over the user tokens"),
     Metric("top_k_drop", (-1.0, 1.0), True,

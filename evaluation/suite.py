@@ -48,7 +48,7 @@ VECTOR_SOURCES = ("attnlens", "head_weights", "context_cite", "last_layer", "mea
 SOURCES = (*VECTOR_SOURCES, "loo", "random")
 FAITHFULNESS = (
     "aopc_comprehensiveness_eraser", "aopc_sufficiency_eraser", "aopc_comprehensiveness_ferret",
-    "aopc_sufficiency_ferret", "deletion_auc", "tau_loo",
+    "aopc_sufficiency_ferret", "deletion_auc", "insertion_auc", "tau_loo",
 )  # fmt: skip
 
 
@@ -86,6 +86,7 @@ class CaseResult:
     answer_probability: float = math.nan
     faithfulness: dict = field(default_factory=dict)  # ablation -> source -> metric -> value
     curves: dict = field(default_factory=dict)  # ablation -> source -> deletion curve (f / f(x))
+    insertion: dict = field(default_factory=dict)  # ablation -> source -> insertion curve (f / f(x))
     cluster: dict = field(default_factory=dict)  # ablation -> comprehensiveness, sufficiency, random_*
     plausibility: dict = field(default_factory=dict)  # source -> metric -> value (cases with evidence)
     complexity: dict = field(default_factory=dict)  # source -> entropy, gini
@@ -189,18 +190,22 @@ def score_case(
         )  # fmt: skip
         per_source: dict[str, dict] = {}
         curves: dict[str, list] = {}
+        insertion: dict[str, list] = {}
         for name, report in reports.items():
             per_source[name] = {m: _finite(report.metrics()[m].value) for m in FAITHFULNESS}
             if name in top_k:
                 per_source[name]["top_k_drop"] = _finite(report.clusters[1 + list(top_k).index(name)].comprehensiveness)
             curves[name] = [s / report.answer_probability for s in report.curve.scores]
+            insertion[name] = [s / report.answer_probability for s in report.insertion.scores]
         any_report = next(iter(reports.values()))
-        for column, curve in (("loo", any_report.loo_curve), ("random", any_report.random_curve)):
+        for column in ("loo", "random"):
             per_source[column] = {m: _finite(getattr(any_report.metrics()[m], column)) for m in FAITHFULNESS}
-            if curve is not None:
-                curves[column] = [s / any_report.answer_probability for s in curve.scores]
+            for into, curve in ((curves, getattr(any_report, f"{column}_curve")), (insertion, getattr(any_report, f"{column}_insertion"))):
+                if curve is not None:
+                    into[column] = [s / any_report.answer_probability for s in curve.scores]
         result.faithfulness[ablation] = per_source
         result.curves[ablation] = curves
+        result.insertion[ablation] = insertion
         if any_report.clusters:
             c = any_report.clusters[0]
             result.cluster[ablation] = {

@@ -9,6 +9,12 @@ the whole batch (every LLM step is one engine call for all of them). A row is fi
 explanation directory and its Parquet row both exist; re-running the same command skips finished
 rows and recomputes the rest, so a kill at any moment loses at most the batch in flight. A case
 that fails (an empty answer, an over-long prompt) becomes a row with `error` set; the batch goes on.
+
+With `ray` the batches go to Ray actors (pipeline.distributed), each keeping the subject model and
+the writer loaded. A worker saves its explanations and writes its rows as a Parquet part
+(RUN/parts/); the driver folds each part into annotations.parquet as it arrives, and a part left
+by a killed driver is folded in by the next run, so the table ends the same as a single-process
+run's (the stages are deterministic) and resumes the same way.
 """
 
 from __future__ import annotations
@@ -34,12 +40,15 @@ from attnlens.agent.graph import STEPS
 from attnlens.errors import InputError
 from attnlens.evaluation.cases import Case, check_answer, load_cases
 from attnlens.extraction.models import BUNDLED
+from attnlens.pipeline import distributed
+from attnlens.pipeline.distributed import RayConfig
 from attnlens.pipeline.explainer import Explainer
 from attnlens.pipeline.explanation import Explanation
 from attnlens.prompts import versions
 
 RUN_FILE = "run.json"
 TABLE_FILE = "annotations.parquet"
+PARTS_DIR = "parts"  # rows written by Ray workers, not yet folded into the table
 # Base models (no chat template) get the case file's question/answer frame (see data/README.md).
 BASE_FRAME = "Q: {prompt}\nA:"
 SCORES = ("comprehensiveness", "sufficiency", "random_comprehensiveness", "grounding", "answer_probability")
@@ -220,6 +229,31 @@ class RunStore:
         write_atomic(path, lambda fh: fh.write(body))
         return meta
 
+    def write_part(self, rows: list[dict]) -> str:
+        """A worker's rows as their own Parquet file (atomic); returns its path relative to RUN."""
+        parts = self.root / PARTS_DIR
+        parts.mkdir(exist_ok=True)
+        table = pa.Table.from_pylist(rows, schema=ROW_SCHEMA)
+        path = parts / f"{hashlib.sha256(str(sorted((r['model'], r['id']) for r in rows)).encode()).hexdigest()[:16]}-{os.getpid()}.parquet"
+        write_atomic(path, lambda fh: pq.write_table(table, fh))
+        return str(path.relative_to(self.root))
+
+    def fold_parts(self, names: Sequence[str] | None = None) -> int:
+        """Add the rows of the named parts (default: every part on disk) that the table does not
+        hold yet, rewrite the table, then delete the parts. Returns the rows added."""
+        parts = [self.root / n for n in names] if names is not None else sorted((self.root / PARTS_DIR).glob("*.parquet"))
+        have = {(r["model"], r["id"]) for r in self.table.select(["model", "id"]).to_pylist()}
+        rows = []
+        for part in parts:
+            for row in pq.read_table(part, schema=ROW_SCHEMA).to_pylist():
+                if (row["model"], row["id"]) not in have:  # a part folded before its file was deleted
+                    have.add((row["model"], row["id"]))
+                    rows.append(row)
+        self.add(rows)
+        for part in parts:
+            part.unlink(missing_ok=True)
+        return len(rows)
+
     def finished(self, model: str, ids: set[str], retry_errors: bool = False) -> set[str]:
         """Which of `ids` have a finished row for `model`. Their rows whose explanation directory
         is gone (and, with `retry_errors`, their failed rows) are dropped, to be recomputed."""
@@ -239,7 +273,7 @@ class RunStore:
     def save_explanation(self, explanation: Explanation, model: str, case_id: str) -> str:
         """Save into a scratch directory, then rename it into place; returns the path relative to RUN."""
         final = self.explanation_dir(model, case_id)
-        scratch = final.with_name(f".{case_id}.partial")
+        scratch = final.with_name(f".{case_id}.{os.getpid()}.partial")  # a process of its own
         shutil.rmtree(scratch, ignore_errors=True)
         explanation.save(scratch)
         if final.exists():  # left by a run killed before its row was written: recomputed now
@@ -340,12 +374,16 @@ def annotate(
     agent_model: str = DEFAULT_AGENT_MODEL,
     max_llm_clusters: int = 4,
     retry_errors: bool = False,
+    ray: RayConfig | None = None,
     progress: Callable[[str, int, int, str], None] | None = None,
 ) -> list[ModelSummary]:
-    """Annotate the selected cases on every model into `out` (see the module docstring).
-    `progress(model, finished, total, stage)` is called as work goes on."""
+    """Annotate the selected cases on every model into `out` (see the module docstring), in this
+    process or (`ray`) on Ray workers. `progress(model, finished, total, stage)` is called as work
+    goes on."""
     if batch_size < 1:
         raise InputError("the batch size must be at least 1")
+    if ray is not None and not isinstance(backend, str):
+        raise InputError("with --ray each worker starts its own writer: give the backend by name")
     cases, sha = read_dataset(dataset)
     selected = select_cases(cases, limit, sample)
     check_models(models)
@@ -366,11 +404,14 @@ def annotate(
     summaries = []
     with store.locked():
         store.settle(meta)
+        store.fold_parts()  # rows a killed --ray driver had not folded in yet
         ids = {c.id for c in selected}
         todo = {}
         for m in models:
             done_ids = store.finished(model_name(m), ids, retry_errors)
             todo[m] = [c for c in selected if c.id not in done_ids]
+        if ray is not None:
+            return _annotate_on_ray(store, models, todo, len(selected), settings, ray, report)
         agent_backend = None
         try:
             for model in models:
@@ -424,3 +465,66 @@ def _run_batch(
         directory = store.save_explanation(result, model, case.id)
         rows.append(explanation_row(case, model, frame, result, directory, time.perf_counter() - started))
     return rows
+
+
+class AnnotateWorker:
+    """One Ray actor's state: a subject model (and a writer where there is LLM work) kept loaded."""
+
+    def __init__(self, root: str, model: str, settings: dict):
+        from attnlens import runtime
+
+        runtime.apply_defaults()
+        runtime.configure_logging()
+        runtime.set_threads(1)  # one CPU per actor
+        self.store = RunStore(Path(root))
+        self.settings = settings
+        backend = None
+        if settings["max_llm_clusters"] > 0:
+            backend = get_backend(settings["backend"], model=settings["agent_model"])
+        self.explainer = Explainer(
+            model, backend, agent_model=settings["agent_model"], max_llm_clusters=settings["max_llm_clusters"]
+        )
+        self.name = model_name(model)
+        self.frame = "chat_template" if self.explainer.lm.has_chat_template else BASE_FRAME
+
+    def run(self, cases: list[dict]) -> tuple[str, int]:
+        """Explain one batch, save its explanations, write its rows as a part: (the part, rows with errors)."""
+        batch = [Case(**c) for c in cases]
+        rows = _run_batch(
+            self.explainer, self.store, self.name, self.frame, batch, self.settings["max_new_tokens"], lambda stage: None
+        )
+        return self.store.write_part(rows), sum(r["error"] is not None for r in rows)
+
+    def close(self) -> None:
+        if self.explainer.backend is not None:
+            self.explainer.backend.close()
+
+
+def _annotate_on_ray(
+    store: RunStore, models: Sequence[str], todo: dict[str, list[Case]], total: int, settings: dict,
+    config: RayConfig, report: Callable[[str, int, int, str], None],
+) -> list[ModelSummary]:
+    """The pending batches of each model on `config.workers` actors; each part folded in as it lands."""
+    summaries = []
+    with distributed.connect(config) as ray:
+        for model in models:
+            name, pending = model_name(model), todo[model]
+            skipped = total - len(pending)
+            started = time.perf_counter()
+            done = errors = 0
+            report(name, skipped, total, "finished" if not pending else f"starting {config.workers} Ray workers")
+            batches = [pending[i : i + settings["batch_size"]] for i in range(0, len(pending), settings["batch_size"])]
+            calls = [([c.model_dump() for c in batch],) for batch in batches]
+            init = (str(store.root), model, settings)
+            for index, result in distributed.map_unordered(ray, AnnotateWorker, init, calls, config):
+                if isinstance(result, BaseException):  # the worker died on every try: each case gets the error
+                    store.add([error_row(c, name, "unknown", result) for c in batches[index]])
+                    errors += len(batches[index])
+                else:
+                    part, failed = result
+                    store.fold_parts([part])
+                    errors += failed
+                done += len(batches[index])
+                report(name, skipped + done, total, f"on {config.workers} Ray workers")
+            summaries.append(ModelSummary(name, total, skipped, done, errors, time.perf_counter() - started))
+    return summaries

@@ -59,27 +59,30 @@ def faithfulness_bars(metrics: dict, ablation: str, out: Path) -> dict:
     return _save(fig, html, out, f"faithfulness_{ablation}")
 
 
-def deletion_curves(rows: list[dict], ablation: str, out: Path) -> dict:
+def ranking_curves(rows: list[dict], ablation: str, out: Path, kind: str = "deletion") -> dict:
+    """Mean deletion curves (`curves`: lower is more faithful) or insertion curves (`insertion`: higher is)."""
     import plotly.graph_objects as go
 
+    key, verb, better = ("curves", "removed", "lower") if kind == "deletion" else ("insertion", "kept", "higher")
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     html = go.Figure()
     x = np.linspace(0, 1, 11)
     for source in SOURCES:
-        curves = [r["curves"][ablation][source] for r in rows if source in r.get("curves", {}).get(ablation, {})]
+        curves = [r[key][ablation][source] for r in rows if source in r.get(key, {}).get(ablation, {})]
         curves = [c for c in curves if len(c) == len(x) and np.all(np.isfinite(c))]
         if not curves:
             continue
         mean = np.mean(curves, axis=0)
         ax.plot(x, mean, label=f"{source} (n={len(curves)})", color=COLOURS[source], lw=2.2 if source == "attnlens" else 1.2)
         html.add_trace(go.Scatter(x=x, y=mean, name=source, line={"color": COLOURS[source]}))
-    ax.set_xlabel("share of user tokens removed, most important first")
-    ax.set_ylabel("f(x without top p) / f(x)")
-    ax.set_title(f"deletion curves ({ablation}); lower = more faithful ranking", fontsize=9)
+    ax.set_xlabel(f"share of user tokens {verb}, most important first")
+    ax.set_ylabel("f / f(x)")
+    ax.set_title(f"{kind} curves ({ablation}); {better} = more faithful ranking", fontsize=9)
     ax.legend(fontsize=7)
-    html.update_layout(title=f"deletion curves ({ablation})", xaxis_title="share removed", yaxis_title="f / f(x)")
-    return _save(fig, html, out, f"curves_{ablation}")
+    html.update_layout(title=f"{kind} curves ({ablation})", xaxis_title=f"share {verb}", yaxis_title="f / f(x)")
+    name = f"curves_{ablation}" if kind == "deletion" else f"insertion_{ablation}"
+    return _save(fig, html, out, name)
 
 
 def signature_maps(metrics: dict, model: str, out: Path) -> dict:
@@ -135,7 +138,9 @@ def write_all(metrics: dict, rows: list[dict], out: Path) -> dict[str, dict]:
     figures = {}
     for ablation in metrics["faithfulness"]:
         figures[f"faithfulness_{ablation}"] = faithfulness_bars(metrics, ablation, out)
-        figures[f"curves_{ablation}"] = deletion_curves(ok, ablation, out)
+        figures[f"curves_{ablation}"] = ranking_curves(ok, ablation, out)
+        if any(r.get("insertion", {}).get(ablation) for r in ok):
+            figures[f"insertion_{ablation}"] = ranking_curves(ok, ablation, out, "insertion")
     for model in metrics["signatures"]:
         figures[f"signatures_{model}"] = signature_maps(metrics, model, out)
         fig = correct_vs_incorrect(ok, model, out)

@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from attnlens.agent.backends import get_backend
+from attnlens.agent.backends.base import one_line
 from attnlens.agent.facts import build_facts, check
 from attnlens.errors import InputError
 from attnlens.evaluation import stats
@@ -30,6 +31,8 @@ from attnlens.evaluation.metrics import METRICS
 from attnlens.evaluation.signatures import induction_scores
 from attnlens.evaluation.suite import FAITHFULNESS, SOURCES, CaseResult, SuiteConfig, score_explanation
 from attnlens.extraction import load_model
+from attnlens.pipeline import distributed
+from attnlens.pipeline.distributed import RayConfig
 from attnlens.pipeline.explanation import Explanation
 from attnlens.pipeline.study import summarise
 from attnlens.reports import plots, writeup
@@ -113,37 +116,72 @@ def append_jsonl(path: Path, row: dict) -> None:
         os.fsync(fh.fileno())
 
 
+def score_item(item: RunItem, config: SuiteConfig, models: dict) -> dict:
+    """One explanation's suite results as a row (a failure becomes a row with its error).
+    `models` caches the subject model: one in memory at a time (interleaved runs reload)."""
+    started = time.perf_counter()
+    try:
+        explanation = Explanation.load(item.path)
+        name = explanation.generation.model
+        if name not in models:
+            models.clear()
+            models[name] = load_model(name)
+        result = score_explanation(
+            models[name], explanation, config, item.meta.get("evidence") or None, key=item.key, meta=item.meta
+        )
+    except Exception as exc:  # noqa: BLE001 - recorded in the case's row; the suite goes on
+        result = CaseResult(key=item.key, model=str(item.meta.get("model", "?")), error=f"{type(exc).__name__}: {exc}")
+        for k in ("id", "category", "subcategory", "correct"):
+            if item.meta.get(k) is not None:
+                setattr(result, k, item.meta[k])
+    result.seconds["total"] = time.perf_counter() - started
+    return result.to_dict()
+
+
+class EvaluateWorker:
+    """One Ray actor's state for `evaluate --ray`: the suite settings and the loaded subject model."""
+
+    def __init__(self, config: SuiteConfig):
+        from attnlens import runtime
+
+        runtime.apply_defaults()
+        runtime.configure_logging()
+        runtime.set_threads(1)  # one CPU per actor
+        self.config, self.models = config, {}
+
+    def run(self, item: RunItem) -> dict:
+        return score_item(item, self.config, self.models)
+
+
 def run_suites(
     items: list[RunItem], out: Path, config: SuiteConfig = SuiteConfig(),
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None, ray: RayConfig | None = None,
 ) -> list[dict]:
-    """Score every item not yet in out/cases.jsonl; returns all per-case results."""
+    """Score every item not yet in out/cases.jsonl (here, or on Ray workers); returns all per-case results."""
     path = out / CASES_FILE
     done = {r["key"]: r for r in read_jsonl(path)}
     todo = [it for it in items if it.key not in done]
-    models: dict = {}
-    for j, item in enumerate(todo):
-        if progress:
-            progress(item.key, j, len(todo))
-        started = time.perf_counter()
-        try:
-            explanation = Explanation.load(item.path)
-            name = explanation.generation.model
-            if name not in models:
-                models.clear()  # one subject model in memory at a time (interleaved runs reload)
-                models[name] = load_model(name)
-            result = score_explanation(
-                models[name], explanation, config, item.meta.get("evidence") or None, key=item.key, meta=item.meta
-            )
-        except Exception as exc:  # noqa: BLE001 - recorded in the case's row; the suite goes on
-            result = CaseResult(key=item.key, model=str(item.meta.get("model", "?")), error=f"{type(exc).__name__}: {exc}")
-            for k in ("id", "category", "subcategory", "correct"):
-                if item.meta.get(k) is not None:
-                    setattr(result, k, item.meta[k])
-        result.seconds["total"] = time.perf_counter() - started
-        row = result.to_dict()
+
+    def finished(item: RunItem, row: dict) -> None:
         append_jsonl(path, row)
         done[item.key] = row
+
+    if ray is None:
+        models: dict = {}
+        for j, item in enumerate(todo):
+            if progress:
+                progress(item.key, j, len(todo))
+            finished(item, score_item(item, config, models))
+    else:
+        with distributed.connect(ray) as session:
+            results = distributed.map_unordered(session, EvaluateWorker, (config,), [(it,) for it in todo], ray)
+            for j, (index, row) in enumerate(results):
+                item = todo[index]
+                if isinstance(row, BaseException):  # the worker died on every try
+                    row = CaseResult(key=item.key, model=str(item.meta.get("model", "?")), error=one_line(row)).to_dict()
+                finished(item, row)
+                if progress:
+                    progress(item.key, j + 1, len(todo))
     if progress:
         progress("", len(todo), len(todo))
     keys = {it.key for it in items}
@@ -448,7 +486,7 @@ def best_source(ok: list[dict], ablations: list[str]) -> dict:
 def evaluate(
     run: Path, out: Path | None = None, config: SuiteConfig = SuiteConfig(), *, grounding_limit: int = 0,
     backend: str = "auto", study_db: Path | None = None, limit: int | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None, ray: RayConfig | None = None,
 ) -> Path:
     """Everything `attnlens evaluate` does; returns the output folder."""
     run = Path(run)
@@ -456,7 +494,7 @@ def evaluate(
     items, failed = discover(run)
     items = items[:limit] if limit else items
     out.mkdir(parents=True, exist_ok=True)
-    rows = run_suites(items, out, config, progress)
+    rows = run_suites(items, out, config, progress, ray)
     grounding = []
     if grounding_limit > 0:
         started: list = []

@@ -47,7 +47,8 @@ def test_the_wheel_installs_one_top_level_package(wheel):
     assert "attnlens/agent/backends/vllm.py" in names
     assert "attnlens/extraction/fused_stats.cpp" in names
     assert "attnlens/data/cases.jsonl" in names
-    assert {"attnlens/clustering/head_weights/smollm2-135m.json", "attnlens/clustering/head_weights/gemma3-270m.json"} <= set(names)
+    shipped = {f"attnlens/clustering/head_weights/{m}.json" for m in ("smollm2-135m", "gemma3-270m", "qwen2.5-0.5b")}
+    assert shipped <= set(names)
     assert any(n.startswith("attnlens/prompts/templates/") for n in names)
     assert not any(n.startswith(("attnlens/tests", "tests/", "docs/")) for n in names)
     entry = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))

@@ -261,6 +261,21 @@ def demo(
         )
 
 
+RAY_HELP = "run the cases on Ray workers (pip install 'attnlens[ray]'); without --address, a local Ray"
+ADDRESS_HELP = "an existing Ray cluster to join (implies --ray), e.g. auto or ray://head:10001"
+WORKERS_HELP = "Ray workers (one CPU each, each with its own copy of the models)"
+
+
+def _ray_config(use_ray: bool, address: str | None, workers: int):
+    """The RayConfig the options ask for (None: this process); a clear error when Ray is missing."""
+    if not use_ray and address is None:
+        return None
+    from attnlens.pipeline.distributed import RayConfig, require_ray
+
+    require_ray()
+    return RayConfig(address=address, workers=workers)
+
+
 @app.command()
 def annotate(
     dataset: Path = typer.Option(..., "--dataset", help="the case file (JSONL, see data/README.md)"),
@@ -274,8 +289,12 @@ def annotate(
     agent_model: str = typer.Option(DEFAULT_AGENT_MODEL, help="the model that writes the rationales"),
     max_llm_clusters: int = typer.Option(4, min=0, help="clusters per case the LLM writes for (the rest: templates)"),
     retry_errors: bool = typer.Option(False, help="also recompute the cases whose row records an error"),
+    use_ray: bool = typer.Option(False, "--ray", help=RAY_HELP),
+    address: str | None = typer.Option(None, "--address", help=ADDRESS_HELP),
+    workers: int = typer.Option(2, "--workers", min=1, help=WORKERS_HELP),
 ) -> None:
     """Explain every case of a dataset on every model into a resumable run (Parquet + safetensors)."""
+    ray = _ray_config(use_ray, address, workers)
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -307,7 +326,7 @@ def annotate(
         summaries = run_annotate(
             dataset, out_dir, model, limit=limit, sample=sample, batch_size=batch_size,
             max_new_tokens=max_new_tokens, backend=backend, agent_model=agent_model,
-            max_llm_clusters=max_llm_clusters, retry_errors=retry_errors, progress=progress,
+            max_llm_clusters=max_llm_clusters, retry_errors=retry_errors, ray=ray, progress=progress,
         )
     for s in summaries:
         out.print(
@@ -330,8 +349,12 @@ def evaluate(
     study_db: Path | None = typer.Option(None, help="a study database to summarise (default: the serve default, if present)"),
     limit: int | None = typer.Option(None, min=1, help="only the first N explanations, interleaved over categories and models"),
     threads: int | None = typer.Option(None, min=1, help="torch threads (default: every core; 1 is faster on a busy machine)"),
+    use_ray: bool = typer.Option(False, "--ray", help=RAY_HELP),
+    address: str | None = typer.Option(None, "--address", help=ADDRESS_HELP),
+    workers: int = typer.Option(2, "--workers", min=1, help=WORKERS_HELP),
 ) -> None:
     """Score every explanation of a run (faithfulness, plausibility, complexity, grounding, signatures) and write a report."""
+    ray = _ray_config(use_ray, address, workers)
     from attnlens.evaluation.suite import SuiteConfig
     from attnlens.reports.report import evaluate as run_evaluate
 
@@ -346,7 +369,7 @@ def evaluate(
             stack.enter_context(runtime.stdout_to_stderr())  # vLLM's own prints
         folder = run_evaluate(
             run, out_dir, config, grounding_limit=grounding, backend=backend, study_db=study_db, limit=limit,
-            progress=progress,
+            progress=progress, ray=ray,
         )
     out.print(f"report: {folder / 'report.md'} (metrics.json and plots beside it)")
 

@@ -6,6 +6,7 @@ are the true evidence and the weather words are irrelevant.
 """
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from attnlens.evaluation.faithfulness import (
     CURVE_POINTS,
     DEFAULT_MAX_BATCH,
     InputError,
+    TextDeletion,
     _attention_mask_argument,
     _ranking_numbers,
     answer_logprob,
@@ -81,6 +83,7 @@ def test_aopc_and_curve_arithmetic():
     assert curve_auc(np.linspace(1, 0, 11)) == pytest.approx(0.5)
     assert curve_auc([0.5] * 11) == pytest.approx(1.0)
     assert curve_auc([0.4, 0.2, 0.0], [0, 0.5, 1]) == pytest.approx(0.5 * (1 + 0.5) / 2 + 0.5 * 0.5 / 2)
+    assert curve_auc([0.0, 0.4, 0.8], [0, 0.5, 1], full=0.8) == pytest.approx(0.5)  # insertion: by f(x)
 
 
 def test_kendall_tau_on_a_known_ranking():
@@ -102,7 +105,7 @@ def test_aopc_numbers_of_a_fixed_ranking_by_hand():
         return 0.9 - 0.1 * len(removed) - (0.3 if 2 in removed else 0.0)
 
     order = [2, 0, 1, 3]
-    numbers, curve = _ranking_numbers(order, f, f(frozenset()), all_user)
+    numbers, curve, insertion = _ranking_numbers(order, f, f(frozenset()), all_user)
     f0 = 0.9
     comp = {k: f0 - f(frozenset(order[:k])) for k in range(5)}  # 0.4, 0.5, 0.6, 0.7 for k = 1..4
     suff = {k: f0 - f(all_user - frozenset(order[:k])) for k in range(5)}  # keep the top k
@@ -115,6 +118,9 @@ def test_aopc_numbers_of_a_fixed_ranking_by_hand():
     assert numbers["aopc_sufficiency_ferret"] == pytest.approx(np.mean([suff[k] for k in (1, 2, 3, 4)]))
     assert suff[4] == pytest.approx(0.0)
     assert curve == pytest.approx([f(frozenset(order[:k])) for k in curve_sizes(4)])
+    # insertion: the top k restored, from nothing (k = 0: 0.9 - 4 x 0.1 - 0.3) to everything (f0)
+    assert insertion == pytest.approx([f(all_user - frozenset(order[:k])) for k in curve_sizes(4)])
+    assert insertion[0] == pytest.approx(0.2) and insertion[-1] == pytest.approx(f0)
 
 
 # --------------------------------------------------------------------------- the scoring core
@@ -345,3 +351,69 @@ def test_sliding_window_model_masks_match_its_own(gemma):
                 assert (answer_probability(one) - answer_probability(batched)).abs().max() < 1e-4, (w, ablation)
     finally:
         config.sliding_window = window
+
+
+# --------------------------------------------------------------------------- deletion edits the text
+
+
+@pytest.mark.parametrize("model", ["smollm", "gemma"])
+def test_deletion_edits_the_prompt_text_and_tokenises_it_again(model, request):
+    """The chat model (template around the user's text) and the base model (BOS, then the text)."""
+    lm = request.getfixturevalue(model)
+    g = generate(lm, PLANTED, max_new_tokens=8)
+    deletion = TextDeletion.of(lm.tokenizer, g)
+    assert deletion is not None
+    assert deletion.ids(frozenset()) == g.token_ids  # the untouched text tokenises back to itself
+    words = user_words(g)
+    weather = next(w for w in words if w.text == "weather")
+    first, last = words[0], words[-1]
+    text = deletion.edited_text(frozenset(weather.tokens))
+    assert text == g.prompt.replace(" weather", "")  # the word and one space go, nothing else
+    assert first.text == "The" and deletion.edited_text(frozenset(first.tokens)) == g.prompt[3:].lstrip()
+    assert deletion.edited_text(frozenset(last.tokens)).endswith("secret code")
+    keep = {w.index for w in words if w.text in ("secret", "code", "4729")}
+    only = deletion.edited_text(frozenset(t for w in words if w.index not in keep for t in w.tokens))
+    assert "  " not in only and only.split() == ["secret", "code", "4729", "secret", "code"]
+    ids = deletion.ids(frozenset(weather.tokens))
+    assert ids[: len(deletion.head)] == g.token_ids[: min(user_indices(g))]  # template / BOS untouched
+    assert ids[len(ids) - len(deletion.tail) :] == g.token_ids[max(user_indices(g)) + 1 :]  # and the answer
+    assert lm.tokenizer.decode(ids[len(deletion.head) : len(ids) - len(deletion.tail)]) == text
+
+
+def test_text_and_id_deletion_agree_on_whole_words_and_differ_inside_one(smollm, planted):
+    g = planted
+    words = user_words(g)
+    weather, sunny, code = (next(w for w in words if w.text == t) for t in ("weather", "sunny", "4729"))
+    assert len(code.tokens) > 1  # SmolLM2 splits the number into digits
+    whole = [tuple(weather.tokens), tuple(sunny.tokens)]
+    text = score_inputs(smollm, g, [(), *whole], max_batch=1, reuse_prefix=False)
+    ids = score_inputs(smollm, g, [(), *whole], max_batch=1, reuse_prefix=False, retokenise=False)
+    assert (text - ids).abs().max().item() < 1e-4  # the same inputs: BPE cuts the rest of the text the same way
+    # dropping the middle digit's id leaves "4" "9" as two tokens; the edited text "479" is tokenised afresh
+    middle = (code.tokens[1],)
+    deletion = TextDeletion.of(smollm.tokenizer, g)
+    assert deletion.ids(frozenset(middle)) != kept_positions(g, middle)
+    inputs = build_inputs(g, [middle], "deletion", deletion=deletion)
+    assert (inputs.token_index == -2).any()  # re-tokenised positions are marked NEW
+
+
+def test_deletion_falls_back_to_dropping_ids_when_the_text_does_not_round_trip(smollm, planted):
+    """A record whose user tokens are not the tokenizer's own cut of their text (here: one token per
+    character of the first word) cannot be edited as text: deletion drops ids, with a warning."""
+    g = planted
+    first = user_words(g)[0]
+    chars = [smollm.tokenizer.convert_tokens_to_ids(c) for c in first.text]
+    t0 = g.tokens[first.tokens[0]]
+    split = [
+        replace(t0, index=0, id=cid, text=c, start=t0.start + j, end=t0.start + j + 1) for j, (c, cid) in enumerate(zip(first.text, chars))
+    ]
+    tokens = g.tokens[: first.tokens[0]] + split + g.tokens[first.tokens[-1] + 1 :]
+    tokens = [replace(t, index=i) for i, t in enumerate(tokens)]
+    shift = len(split) - len(first.tokens)
+    odd = replace(g, tokens=tokens, answer_start=g.answer_start + shift)
+    assert TextDeletion.of(smollm.tokenizer, odd) is None
+    variants = [(), tuple(t.index for t in tokens if t.segment == "user")[1:3]]
+    with pytest.warns(UserWarning, match="does not tokenise back"):
+        got = score_inputs(smollm, odd, variants, max_batch=1, reuse_prefix=False)
+    want = score_inputs(smollm, odd, variants, max_batch=1, reuse_prefix=False, retokenise=False)
+    assert torch.equal(got, want)

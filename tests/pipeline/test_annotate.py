@@ -47,6 +47,16 @@ def rows(run: Path) -> list[dict]:
     return pq.read_table(run / "annotations.parquet").to_pylist()
 
 
+def wait_for_rows(proc: subprocess.Popen, run: Path, n: int, timeout: float) -> None:
+    """Until the running `proc` has written at least n rows; fails if it ends first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (run / "annotations.parquet").exists() and len(rows(run)) >= n:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+
+
 # --------------------------------------------------------------------------- selection and bad input
 
 
@@ -135,12 +145,7 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):
     dataset, run = write_cases(tmp_path / "cases.jsonl"), tmp_path / "run"
     proc = subprocess.Popen(command(dataset, run), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None:
-        if (run / "annotations.parquet").exists() and len(rows(run)) >= 2:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be killed"
+    wait_for_rows(proc, run, 2, timeout=240)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     killed_at = time.time()

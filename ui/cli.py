@@ -436,7 +436,20 @@ def train_scorer(
 
 @contextlib.contextmanager
 def _case_progress(description: str):
-    """A progress bar on stderr; yields the `progress(label, finished, total)` callback."""
+    """A progress bar on stderr; yields the `progress(label, finished, total)` callback. When stderr
+    is a file or a pipe (a log, CI), where a live bar shows nothing until the end, a plain line is
+    written at each start and end and every 5% between."""
+    if not err.is_terminal:
+        started, shown = time.monotonic(), [-1]
+
+        def log(label: str, finished: int, total: int) -> None:
+            step = max(1, total // 20)
+            if finished != shown[0] and (finished in (0, total) or finished - max(shown[0], 0) >= step):
+                err.print(f"{description}: {finished}/{total} {time.monotonic() - started:.0f} s {label}".rstrip(), soft_wrap=True)
+                shown[0] = finished
+
+        yield log
+        return
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,

@@ -154,6 +154,10 @@ def test_train_scorer_writes_weights_that_explain_then_uses(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout)
     assert summary["path"] == str(out) and summary["cases"]["train"] == 3
+    # stderr is a pipe here: progress comes as plain lines (a live bar would show nothing until the end)
+    lines = proc.stderr.splitlines()
+    assert any(line.startswith("train-scorer smollm2-135m: 3/3 ") and line.endswith(" train") for line in lines), proc.stderr
+    assert any(line.startswith("train-scorer smollm2-135m: 1/1 ") and line.endswith(" held_out") for line in lines)
     from attnlens.clustering.scores import HeadWeights
 
     assert HeadWeights.load(out).model == "smollm2-135m"

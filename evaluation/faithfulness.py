@@ -218,17 +218,14 @@ def variant_rows(
     rows = []
     for variant in variants:
         removed = _as_removed(generation, variant, user)
-        if ablation == "knockout" or not removed:
-            kept = list(range(n - 1))
-            rows.append(([ids[i] for i in kept], kept))
-        elif deletion is None:
-            kept = [i for i in range(n - 1) if i not in removed]
-            rows.append(([ids[i] for i in kept], kept))
-        else:
+        if ablation == "deletion" and removed and deletion is not None:
             row = deletion.ids(removed)[:-1]
             head, tail = len(deletion.head), len(deletion.tail)
             index = list(range(head)) + [NEW] * (len(row) + 1 - head - tail) + list(range(n - tail, n - 1))
             rows.append((row, index))
+        else:
+            kept = [i for i in range(n - 1) if ablation == "knockout" or i not in removed]
+            rows.append(([ids[i] for i in kept], kept))
     return rows
 
 
@@ -657,7 +654,7 @@ def _ranking_numbers(order: list[int], f, f0: float, user: frozenset[int], suff_
         "aopc_sufficiency_ferret": aopc(f0, [suff(k) for k in ferret_sizes(U)]),
     }
     deletion = [comp(k) for k in curve_sizes(U)]
-    insertion = [f(user - frozenset(suff_order[:k])) for k in curve_sizes(U)]
+    insertion = [suff(k) for k in curve_sizes(U)]
     return numbers, deletion, insertion
 
 

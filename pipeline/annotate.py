@@ -238,9 +238,9 @@ class RunStore:
         write_atomic(path, lambda fh: pq.write_table(table, fh))
         return str(path.relative_to(self.root))
 
-    def fold_parts(self, names: Sequence[str] | None = None) -> int:
+    def fold_parts(self, names: Sequence[str] | None = None) -> None:
         """Add the rows of the named parts (default: every part on disk) that the table does not
-        hold yet, rewrite the table, then delete the parts. Returns the rows added."""
+        hold yet, rewrite the table, then delete the parts."""
         parts = [self.root / n for n in names] if names is not None else sorted((self.root / PARTS_DIR).glob("*.parquet"))
         have = {(r["model"], r["id"]) for r in self.table.select(["model", "id"]).to_pylist()}
         rows = []
@@ -252,7 +252,6 @@ class RunStore:
         self.add(rows)
         for part in parts:
             part.unlink(missing_ok=True)
-        return len(rows)
 
     def finished(self, model: str, ids: set[str], retry_errors: bool = False) -> set[str]:
         """Which of `ids` have a finished row for `model`. Their rows whose explanation directory
@@ -471,11 +470,7 @@ class AnnotateWorker:
     """One Ray actor's state: a subject model (and a writer where there is LLM work) kept loaded."""
 
     def __init__(self, root: str, model: str, settings: dict):
-        from attnlens import runtime
-
-        runtime.apply_defaults()
-        runtime.configure_logging()
-        runtime.set_threads(1)  # one CPU per actor
+        distributed.prepare_worker()
         self.store = RunStore(Path(root))
         self.settings = settings
         backend = None

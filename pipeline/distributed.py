@@ -34,6 +34,16 @@ class RayConfig:
             raise InputError("--workers must be at least 1")
 
 
+def prepare_worker() -> None:
+    """What an actor's process needs before it loads a model: attnlens' process settings
+    (telemetry off, quiet logs) and one torch thread, as it was given one CPU."""
+    from attnlens import runtime
+
+    runtime.apply_defaults()
+    runtime.configure_logging()
+    runtime.set_threads(1)
+
+
 def require_ray():
     """The ray module, or a one-line InputError that says how to install it."""
     try:

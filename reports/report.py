@@ -116,6 +116,15 @@ def append_jsonl(path: Path, row: dict) -> None:
         os.fsync(fh.fileno())
 
 
+def error_result(item: RunItem, error: str) -> CaseResult:
+    """The row of a case that could not be scored: its error and what the run knows of the case."""
+    result = CaseResult(key=item.key, model=str(item.meta.get("model", "?")), error=error)
+    for k in ("id", "category", "subcategory", "correct"):
+        if item.meta.get(k) is not None:
+            setattr(result, k, item.meta[k])
+    return result
+
+
 def score_item(item: RunItem, config: SuiteConfig, models: dict) -> dict:
     """One explanation's suite results as a row (a failure becomes a row with its error).
     `models` caches the subject model: one in memory at a time (interleaved runs reload)."""
@@ -130,10 +139,7 @@ def score_item(item: RunItem, config: SuiteConfig, models: dict) -> dict:
             models[name], explanation, config, item.meta.get("evidence") or None, key=item.key, meta=item.meta
         )
     except Exception as exc:  # noqa: BLE001 - recorded in the case's row; the suite goes on
-        result = CaseResult(key=item.key, model=str(item.meta.get("model", "?")), error=f"{type(exc).__name__}: {exc}")
-        for k in ("id", "category", "subcategory", "correct"):
-            if item.meta.get(k) is not None:
-                setattr(result, k, item.meta[k])
+        result = error_result(item, f"{type(exc).__name__}: {exc}")
     result.seconds["total"] = time.perf_counter() - started
     return result.to_dict()
 
@@ -142,11 +148,7 @@ class EvaluateWorker:
     """One Ray actor's state for `evaluate --ray`: the suite settings and the loaded subject model."""
 
     def __init__(self, config: SuiteConfig):
-        from attnlens import runtime
-
-        runtime.apply_defaults()
-        runtime.configure_logging()
-        runtime.set_threads(1)  # one CPU per actor
+        distributed.prepare_worker()
         self.config, self.models = config, {}
 
     def run(self, item: RunItem) -> dict:
@@ -178,7 +180,7 @@ def run_suites(
             for j, (index, row) in enumerate(results):
                 item = todo[index]
                 if isinstance(row, BaseException):  # the worker died on every try
-                    row = CaseResult(key=item.key, model=str(item.meta.get("model", "?")), error=one_line(row)).to_dict()
+                    row = error_result(item, one_line(row)).to_dict()
                 finished(item, row)
                 if progress:
                     progress(item.key, j + 1, len(todo))

@@ -3,12 +3,13 @@
 ragas' Faithfulness (`ragas.metrics.collections.Faithfulness`) splits a response into atomic
 statements with an LLM, then asks the LLM whether each statement can be inferred from the
 context; the score is the share of statements judged supported. Here the response is a
-rationale, the context is the evidence the agent was given for its cluster (the JSON facts that
-code computed: tokens, spans, attention shares, deletion effect), and the question is the
-prompt. The judge is a local model behind outlines, passed in by the caller (an agent backend
-offering `outlines_model()`): `OutlinesRagasLLM` turns each of ragas' pydantic response models
-into a bounded JSON schema and runs an outlines Generator for it (ragas' LangChain wrapper cannot
-parse a small model's free text). Telemetry is off (RAGAS_DO_NOT_TRACK, set by `import attnlens`).
+rationale, the context is everything it may rest on, as plain statements that code computed (the
+question, the answer, the cluster's words, the measured deletion effect beside random words, who
+in the answer reads them), and the question is the prompt. The judge is a local model behind
+outlines, passed in by the caller (an agent backend offering `outlines_model()`):
+`OutlinesRagasLLM` turns each of ragas' pydantic response models into a bounded JSON schema and
+runs an outlines Generator for it (ragas' LangChain wrapper cannot parse a small model's free
+text). Telemetry is off (RAGAS_DO_NOT_TRACK, set by `import attnlens`).
 
 The agent's deterministic checks are what attnlens trusts: a small judge's verdicts are weak
 evidence and are reported as such, never used to accept or reject a rationale.
@@ -29,7 +30,9 @@ from ragas.metrics.collections import Faithfulness
 
 MAX_ITEMS = 6  # statements per rationale, verdicts per statement list
 MAX_CHARS = 200  # per string
-MAX_TOKENS = 256  # per judge call
+# per judge call: a verdict list restates each statement and gives a reason, 4-6 statements of a
+# rationale take 300-600 tokens; at 256 a third of the verdict lists were cut off (invalid JSON)
+MAX_TOKENS = 768
 
 
 def bounded_schema(schema: dict, max_items: int = MAX_ITEMS, max_chars: int = MAX_CHARS) -> dict:
@@ -98,10 +101,6 @@ class Grounding:
     seconds: float
 
 
-def _context(evidence: dict) -> str:
-    return json.dumps(evidence, ensure_ascii=False)
-
-
 class GroundingJudge:
     """Scores rationales with ragas Faithfulness on a shared judge LLM."""
 
@@ -109,12 +108,12 @@ class GroundingJudge:
         self.llm = OutlinesRagasLLM(judge)
         self.metric = Faithfulness(llm=self.llm)
 
-    def score(self, question: str, rationale: str, evidence: dict) -> tuple[float, str | None]:
-        """(score, error): the error of a judge that produced no usable verdict, else None."""
+    def score(self, question: str, rationale: str, context: str) -> tuple[float, str | None]:
+        """(score, error): the error of a judge that produced no usable verdict, else None.
+        `context` is what the rationale may rest on (agent.facts.ClusterFacts.context)."""
         try:
-            result = asyncio.run(self.metric.ascore(user_input=question, response=rationale,
-                                                    retrieved_contexts=[_context(evidence)]))  # fmt: skip
+            result = asyncio.run(self.metric.ascore(user_input=question, response=rationale, retrieved_contexts=[context]))
         except Exception as exc:  # noqa: BLE001 - a judge failure is a result, recorded per rationale
-            return math.nan, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            return math.nan, f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"  # pydantic's detail is on later lines
         value = float(result.value)
         return value, None if not math.isnan(value) else "the judge found no statements"

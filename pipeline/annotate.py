@@ -39,6 +39,7 @@ from attnlens.agent.backends.base import one_line
 from attnlens.agent.graph import STEPS
 from attnlens.errors import InputError
 from attnlens.evaluation.cases import Case, check_answer, load_cases
+from attnlens.evaluation.head_weights import split_cases
 from attnlens.extraction.models import BUNDLED
 from attnlens.pipeline import distributed
 from attnlens.pipeline.distributed import RayConfig
@@ -131,10 +132,21 @@ def stratified_sample(cases: Sequence[Case], n: int) -> list[Case]:
     return [c for c in cases if c.id in chosen]
 
 
-def select_cases(cases: Sequence[Case], limit: int | None = None, sample: int | None = None) -> list[Case]:
-    """`limit`: the first N cases; `sample`: N stratified cases (stratified_sample); neither: all."""
+SPLITS = ("all", "train", "held-back")
+
+
+def select_cases(
+    cases: Sequence[Case], limit: int | None = None, sample: int | None = None, split: str = "all"
+) -> list[Case]:
+    """`split`: every case, or one side of the by-id split the head weights were trained on
+    (evaluation.head_weights.split_cases), so a run can measure only prompts no step learned from;
+    then `limit`: the first N cases; `sample`: N stratified cases (stratified_sample); neither: all."""
     if limit is not None and sample is not None:
         raise InputError("use --limit or --sample, not both")
+    if split not in SPLITS:
+        raise InputError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
+    if split != "all":
+        cases = split_cases(cases)[SPLITS.index(split) - 1]
     if limit is not None:
         return list(cases[:limit])
     if sample is not None:
@@ -367,6 +379,7 @@ def annotate(
     *,
     limit: int | None = None,
     sample: int | None = None,
+    split: str = "all",
     batch_size: int = 8,
     max_new_tokens: int = 32,
     backend: str | Backend = "auto",
@@ -384,7 +397,7 @@ def annotate(
     if ray is not None and not isinstance(backend, str):
         raise InputError("with --ray each worker starts its own writer: give the backend by name")
     cases, sha = read_dataset(dataset)
-    selected = select_cases(cases, limit, sample)
+    selected = select_cases(cases, limit, sample, split)
     check_models(models)
     store = RunStore(Path(out))
     backend_name = backend if isinstance(backend, str) else backend.name

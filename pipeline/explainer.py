@@ -60,7 +60,7 @@ class Explainer:
         backend: str | Backend | None = "auto",  # None: templates only (max_llm_clusters=0)
         agent_model: str | ModelSpec = DEFAULT_AGENT_MODEL,
         max_llm_clusters: int = 4,
-        max_rounds: int = 2,
+        max_rounds: int = 1,
         random_draws: int = 8,
         capture_config: CaptureConfig = CaptureConfig(),
         cluster_config: ClusterConfig = ClusterConfig(),
@@ -148,15 +148,13 @@ class Explainer:
         record = timed("extract", lambda: capture(self.lm, gen, self.capture_config))
         clustering = timed("cluster", lambda: cluster(record, self.cluster_config))
         clustering, report = timed("evaluate", lambda: verify(self.lm, record, clustering, self.random_draws))
-        f0 = report.answer_probability
-        deletion = {c.id: (f0, f0 - s.comprehensiveness) for c, s in zip(clustering.clusters, report.clusters) if s.tokens}
-        facts = build_facts(record, clustering, deletion)
+        facts = build_facts(record, clustering, report)
         return _Prepared(record, clustering, report, facts, timings)
 
     def _finish(self, prepared: _Prepared, result: AgentResult) -> Explanation:
         """Template rationales for the clusters the LLM did not see, then the Explanation."""
         for f in prepared.facts[self.max_llm_clusters :]:
-            result.rationales[f.id] = Rationale.from_draft(template(f), source="template", sent_to_llm=False)
+            result.rationales[f.id] = Rationale.from_draft(f, template(f), source="template", sent_to_llm=False)
         info = {
             "capture": asdict(self.capture_config),
             "max_llm_clusters": self.max_llm_clusters,

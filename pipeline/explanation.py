@@ -24,7 +24,7 @@ from attnlens.evaluation.faithfulness import FaithfulnessReport
 from attnlens.extraction.record import AttentionRecord, Generation
 from attnlens.pipeline import views
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4  # 4: one-line rationales (an LLM sentence + the facts code states), word evidence
 
 
 @dataclass(eq=False)

@@ -24,7 +24,8 @@ import pyarrow.parquet as pq
 
 from attnlens.agent.backends import get_backend
 from attnlens.agent.backends.base import one_line
-from attnlens.agent.facts import build_facts, check
+from attnlens.agent.checks import check
+from attnlens.agent.facts import build_facts
 from attnlens.errors import InputError
 from attnlens.evaluation import stats
 from attnlens.evaluation.metrics import METRICS
@@ -196,13 +197,7 @@ def ground_explanation(judge, explanation: Explanation, limit: int | None = None
     each beside the agent's deterministic check."""
     from attnlens.evaluation.grounding import Grounding  # deferred: ragas is heavy
 
-    f0 = explanation.faithfulness.answer_probability
-    deletion = {
-        c.id: (f0, f0 - s.comprehensiveness)
-        for c, s in zip(explanation.clustering.clusters, explanation.faithfulness.clusters)
-        if s.tokens
-    }
-    facts = {f.id: f for f in build_facts(explanation.record, explanation.clustering, deletion)}
+    facts = {f.id: f for f in build_facts(explanation.record, explanation.clustering, explanation.faithfulness)}
     out = []
     ordered = sorted(explanation.agent.rationales.items(), key=lambda kv: kv[1].source != "llm")
     for cid, rationale in ordered:
@@ -211,8 +206,8 @@ def ground_explanation(judge, explanation: Explanation, limit: int | None = None
         if limit is not None and len(out) >= limit:
             break
         started = time.perf_counter()
-        value, error = judge.score(explanation.generation.prompt, rationale.rationale, facts[cid].evidence.to_dict())
-        passes = not check(facts[cid], rationale)
+        value, error = judge.score(explanation.generation.prompt, rationale.rationale, facts[cid].context())
+        passes = not check(facts[cid], rationale.draft())
         out.append(Grounding(cid, rationale.source, passes, value, error, time.perf_counter() - started))
     return out
 

@@ -283,6 +283,7 @@ def annotate(
     model: list[str] = typer.Option([DEFAULT_MODEL], "--model", "-m", help="subject model (repeatable)"),
     limit: int | None = typer.Option(None, min=1, help="only the first N cases"),
     sample: int | None = typer.Option(None, min=1, help="N cases spread evenly over all subcategories"),
+    split: str = typer.Option("all", help="all | train | held-back: one side of the by-id split the head weights learn from"),
     batch_size: int = typer.Option(8, min=1, help="cases per batch (the agent's LLM steps run batched)"),
     max_new_tokens: int = typer.Option(32, min=1),
     backend: str = typer.Option("auto", help=BACKEND_HELP),
@@ -324,7 +325,7 @@ def annotate(
                 bar.update(tasks[name], rate=f"{task.speed:.2f} cases/s")
 
         summaries = run_annotate(
-            dataset, out_dir, model, limit=limit, sample=sample, batch_size=batch_size,
+            dataset, out_dir, model, limit=limit, sample=sample, split=split, batch_size=batch_size,
             max_new_tokens=max_new_tokens, backend=backend, agent_model=agent_model,
             max_llm_clusters=max_llm_clusters, retry_errors=retry_errors, ray=ray, progress=progress,
         )

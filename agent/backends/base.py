@@ -1,18 +1,26 @@
 """What every backend shares: the request and result types, the Backend protocol, output checking.
 
-A backend turns a batch of `StructuredRequest`s (chat messages plus the JSON schema the answer
-must satisfy) into `StructuredResult`s in one call. A bad output never raises: it comes back
-with `data=None` and `error` set. Setting a backend up does raise a `BackendError`.
+A backend turns a batch of `StructuredRequest`s (chat messages plus the grammar the answer must
+match) into `StructuredResult`s in one call. The grammar is an outlines term (`Regex`, `JsonSchema`,
+`CFG`, or any term of outlines' DSL; a plain dict is taken as a JSON schema): each backend hands it
+on through outlines' own adapter for that engine, so the same term constrains every backend. A
+bad output never raises: it comes back with `data=None` and `error` set. Setting a backend up
+does raise a `BackendError`.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import jsonschema
+
+if TYPE_CHECKING:  # outlines loads transformers: imported where a grammar is used, so the CLI starts fast
+    from outlines.types.dsl import Term
 
 # The model that writes the rationales unless told otherwise (`--agent-model`).
 DEFAULT_AGENT_MODEL = "qwen2.5-0.5b"  # the writer; smollm2-135m is the fast choice (--agent-model)
@@ -22,13 +30,20 @@ BACKENDS = ("vllm", "vllm-server", "transformers")
 @dataclass(frozen=True)
 class StructuredRequest:
     messages: list[dict]  # chat messages [{"role": "system" | "user" | "assistant", "content": str}]
-    schema: dict  # a JSON schema; bound every string and list (maxLength, maxItems, enum)
+    grammar: Term | dict  # an outlines term, or a JSON schema; bound every string and list (maxLength, maxItems, enum)
     max_tokens: int = 160
+
+    @property
+    def output_type(self) -> Term:
+        """The grammar as an outlines term (a dict becomes `JsonSchema`)."""
+        from outlines.types import JsonSchema
+
+        return JsonSchema(self.grammar) if isinstance(self.grammar, dict) else self.grammar
 
 
 @dataclass
 class StructuredResult:
-    data: dict | None  # parsed, and valid against the request's schema; None when not
+    data: Any  # a JSON grammar: the parsed object, valid against the schema; any other: the matching text; None when not
     text: str  # the raw output
     error: str | None  # why data is None ("invalid JSON: ...", "schema: ...", "request failed: ...")
     tokens: int  # generated tokens
@@ -89,8 +104,25 @@ def schema_error(value: object, schema: dict) -> str | None:
     return f"{where}: {error.message}"
 
 
-def parse_result(text: str, schema: dict, tokens: int, truncated: bool = False) -> StructuredResult:
-    """Parse one raw output and check it against its schema; never raises."""
+@lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re.Pattern:
+    return re.compile(pattern)
+
+
+def parse_result(text: str, grammar: Term | dict, tokens: int, truncated: bool = False) -> StructuredResult:
+    """Parse one raw output and check it against its grammar; never raises. A JSON grammar gives the
+    parsed object; any other gives the text, when the whole of it matches the grammar's regex."""
+    from outlines.types import JsonSchema
+    from outlines.types.dsl import to_regex
+
+    if not isinstance(grammar, (dict, JsonSchema)):
+        if _compiled(to_regex(grammar)).fullmatch(text):
+            return StructuredResult(text, text, None, tokens)
+        why = "does not match the grammar"
+        if truncated:
+            why += " (cut off at max_tokens: raise max_tokens or bound the grammar)"
+        return StructuredResult(None, text, why, tokens)
+    schema = grammar if isinstance(grammar, dict) else json.loads(grammar.schema)
     try:
         data = json.loads(text)
     except ValueError as exc:

@@ -11,7 +11,7 @@ from typing import Any
 
 from attnlens.extraction.models import cache_root
 
-MAX_MODEL_LEN = 2048
+MAX_MODEL_LEN = 4096  # the agent's prompts: a shared prefix of ~2,000 tokens (instructions, examples) + the case
 
 
 def has_cuda() -> bool:
@@ -53,7 +53,10 @@ def engine_settings(cuda: bool | None = None) -> dict[str, Any]:
         "dtype": "auto" if cuda else "float32",  # this CPU has no native bf16 (5x slower, once degenerate)
         "enforce_eager": True,  # CPU: 23 s startup instead of 90 s; GPU: no CUDA-graph capture either
         "max_model_len": MAX_MODEL_LEN,
-        "structured_outputs_config": {"backend": "xgrammar", "disable_any_whitespace": True},
+        # llguidance: on this CPU it computes the agent's regex masks ~3x faster per decoding step than
+        # xgrammar (measured: 0.2 vs 0.45-0.7 s per step for 4 drafts), and it is what the transformers
+        # fallback runs too (one grammar engine everywhere). disable_any_whitespace: no JSON padding.
+        "structured_outputs_config": {"backend": "guidance", "disable_any_whitespace": True},
         # the weight-loading progress bar only when logs are wanted (`attnlens --verbose`)
         "use_tqdm_on_load": os.environ.get("VLLM_LOGGING_LEVEL", "INFO") in ("DEBUG", "INFO"),
     }

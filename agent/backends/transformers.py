@@ -1,7 +1,7 @@
 """`TransformersBackend`: outlines over a transformers model (float32), the light fallback without vLLM.
 
-Requests sharing a schema and token limit go through one `Generator.batch` (one schema per outlines
-batch); different schemas run in turn.
+Requests sharing a grammar and token limit go through one `Generator.batch` (one grammar per outlines
+batch); different grammars run in turn.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from attnlens.extraction.models import ModelSpec, resolve_model
 
 
 class TransformersBackend:
-    """outlines over a transformers model (float32). Requests sharing a schema and token limit go
-    through one `Generator.batch` (one schema per outlines batch); different schemas run in turn."""
+    """outlines over a transformers model (float32). Requests sharing a grammar and token limit go
+    through one `Generator.batch` (one grammar per outlines batch); different grammars run in turn."""
 
     name = "transformers"
 
@@ -51,7 +51,7 @@ class TransformersBackend:
         if hf_model.generation_config.pad_token_id is None:
             hf_model.generation_config.pad_token_id = self.tokenizer.pad_token_id
         self._outlines = outlines.from_transformers(hf_model, self.tokenizer)
-        self._generators: OrderedDict[str, Any] = OrderedDict()  # schema JSON (sorted keys) -> Generator
+        self._generators: OrderedDict[str, Any] = OrderedDict()  # grammar key -> Generator
         self._cache_size = cache_size
         self.stats = BackendStats()
         self.stats.startup_seconds = time.perf_counter() - start
@@ -60,7 +60,7 @@ class TransformersBackend:
     def from_transformers(cls, model: str | ModelSpec = DEFAULT_AGENT_MODEL) -> TransformersBackend:
         return cls(resolve_model(model))
 
-    def _generator(self, key: str, schema: dict):
+    def _generator(self, key: str, request: StructuredRequest):
         import outlines
         from outlines.types import JsonSchema
 
@@ -68,11 +68,14 @@ class TransformersBackend:
         if gen is None:
             # llguidance: compiles in well under a second and enforces numeric bounds (outlines_core,
             # outlines' default, took minutes for a maxLength-40 string and let "score": 54 through a
-            # maximum of 1). whitespace_flexible=False is its disable_any_whitespace: with free
-            # whitespace the 135M model pads JSON with newlines until max_tokens.
-            guided = dict(schema)
-            guided["x-guidance"] = {**schema.get("x-guidance", {}), "whitespace_flexible": False}
-            gen = outlines.Generator(self._outlines, JsonSchema(guided), backend="llguidance")
+            # maximum of 1). For JSON, whitespace_flexible=False is its disable_any_whitespace: with
+            # free whitespace the 135M model pads JSON with newlines until max_tokens.
+            term = request.output_type
+            if isinstance(term, JsonSchema):
+                schema = json.loads(term.schema)
+                schema["x-guidance"] = {**schema.get("x-guidance", {}), "whitespace_flexible": False}
+                term = JsonSchema(schema)
+            gen = outlines.Generator(self._outlines, term, backend="llguidance")
             self._generators[key] = gen
             while len(self._generators) > self._cache_size:
                 self._generators.popitem(last=False)
@@ -91,13 +94,13 @@ class TransformersBackend:
         start = time.perf_counter()
         groups: dict[tuple[str, int], list[int]] = {}
         for i, r in enumerate(requests):
-            groups.setdefault((json.dumps(r.schema, sort_keys=True), r.max_tokens), []).append(i)
+            groups.setdefault((_grammar_key(r), r.max_tokens), []).append(i)
         sampling: dict[str, Any] = {"do_sample": False} if temperature <= 0 else {
             "do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0,
         }
         texts: list[str] = [""] * len(requests)
         for (key, max_tokens), indices in groups.items():
-            gen = self._generator(key, requests[indices[0]].schema)
+            gen = self._generator(key, requests[indices[0]])
             torch.manual_seed(seed)
             with torch.inference_mode():
                 chats = [Chat(list(requests[i].messages)) for i in indices]
@@ -109,7 +112,7 @@ class TransformersBackend:
             # outlines returns text only: count by re-encoding (+1 for the end-of-turn token when it
             # stopped before the limit). Close to, not exactly, the generated count.
             n = len(self.tokenizer.encode(text, add_special_tokens=False))
-            parsed = parse_result(text, r.schema, min(n + 1, r.max_tokens), n >= r.max_tokens)
+            parsed = parse_result(text, r.grammar, min(n + 1, r.max_tokens), n >= r.max_tokens)
             results.append(parsed)
         self.stats.record(results, time.perf_counter() - start)
         return results
@@ -131,6 +134,28 @@ class TransformersBackend:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _grammar_key(request: StructuredRequest) -> str:
+    """Requests with equal keys share one outlines Generator (and one batch)."""
+    from outlines.types import JsonSchema
+    from outlines.types.dsl import to_regex
+
+    term = request.output_type
+    if isinstance(term, JsonSchema):
+        return "json:" + json.dumps(json.loads(term.schema), sort_keys=True)
+    return "regex:" + to_regex(term)
+
+
+def _grammar_key(request: StructuredRequest) -> str:
+    """Requests with equal keys share one outlines Generator (and one batch)."""
+    from outlines.types import JsonSchema
+    from outlines.types.dsl import to_regex
+
+    term = request.output_type
+    if isinstance(term, JsonSchema):
+        return "json:" + json.dumps(json.loads(term.schema), sort_keys=True)
+    return "regex:" + to_regex(term)
 
 
 def from_transformers(model: str | ModelSpec = DEFAULT_AGENT_MODEL) -> TransformersBackend:

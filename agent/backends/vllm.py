@@ -2,7 +2,8 @@
 
 One engine per process, shared by every backend object built for the same model and shut down when
 the last of them is closed (and at exit). All requests of a call go to the engine together (one
-`llm.chat`), each with its own schema (`StructuredOutputsParams(json=...)`); the engine batches them.
+`llm.chat`), each with its own grammar, turned into `StructuredOutputsParams` by outlines' adapter
+for offline vLLM; the engine batches them.
 Scripts that start it need an `if __name__ == "__main__":` guard: the engine core is a spawned process.
 """
 
@@ -70,7 +71,7 @@ atexit.register(shutdown_engines)
 
 class VLLMBackend:
     """An in-process `vllm.LLM`. All requests of a call go to the engine together (one `llm.chat`),
-    each with its own schema; the engine batches them."""
+    each with its own grammar; the engine batches them."""
 
     name = "vllm"
 
@@ -106,12 +107,14 @@ class VLLMBackend:
             raise BackendError("this vllm backend is closed")
         if not requests:
             return []
+        from outlines.models.vllm_offline import VLLMOfflineTypeAdapter
         from vllm import SamplingParams
         from vllm.sampling_params import StructuredOutputsParams
 
+        adapter = VLLMOfflineTypeAdapter()
         params = [
             SamplingParams(
-                structured_outputs=StructuredOutputsParams(json=r.schema),
+                structured_outputs=StructuredOutputsParams(**adapter.format_output_type(r.output_type)),
                 max_tokens=r.max_tokens,
                 temperature=temperature,
                 seed=seed,
@@ -142,7 +145,7 @@ class VLLMBackend:
             completion = out.outputs[0]
             results.append(
                 parse_result(
-                    completion.text, request.schema, len(completion.token_ids), completion.finish_reason == "length"
+                    completion.text, request.grammar, len(completion.token_ids), completion.finish_reason == "length"
                 )
             )
         self.stats.record(results, seconds)

@@ -2,7 +2,7 @@
 subprocess on 127.0.0.1, stopped by `close()` and at exit) or an existing one given by URL.
 
 The requests of a call are sent concurrently (AsyncOpenAI + asyncio.gather), each constrained by
-`response_format` json_schema; the server batches them.
+its grammar (outlines' adapter for the vLLM server); the server batches them.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def _run_coroutine(coro):
 
 class VLLMServerBackend:
     """vLLM's OpenAI-compatible server: requests of a call are sent concurrently (AsyncOpenAI +
-    asyncio.gather), each constrained by `response_format` json_schema; the server batches them."""
+    asyncio.gather), each constrained by its grammar (outlines' adapter for the vLLM server); the server batches them."""
 
     name = "vllm-server"
 
@@ -189,25 +189,25 @@ class VLLMServerBackend:
 
     async def _generate(self, requests: list[StructuredRequest], temperature: float, seed: int):
         from openai import AsyncOpenAI
+        from outlines.models.vllm import VLLMTypeAdapter
+
+        adapter = VLLMTypeAdapter()
 
         async with AsyncOpenAI(base_url=self.base_url, api_key="EMPTY", max_retries=0, timeout=600) as client:
 
-            async def one(i: int, request: StructuredRequest):
+            async def one(request: StructuredRequest):
                 return await client.chat.completions.create(
                     model=self.model,
                     messages=list(request.messages),
                     max_tokens=request.max_tokens,
                     temperature=temperature,
                     seed=seed,
-                    # Constrained via response_format; the old guided_* extra_body names are ignored
-                    # by current servers (HTTP 200, unconstrained output).
-                    response_format={
-                        "type": "json_schema",
-                        "json_schema": {"name": f"result_{i}", "schema": request.schema, "strict": True},
-                    },
+                    # outlines' adapter for the vLLM server: `structured_outputs` in the body. (The old
+                    # guided_* names are ignored by current servers: HTTP 200, unconstrained output.)
+                    extra_body=adapter.format_output_type(request.output_type),
                 )
 
-            replies = await asyncio.gather(*(one(i, r) for i, r in enumerate(requests)), return_exceptions=True)
+            replies = await asyncio.gather(*(one(r) for r in requests), return_exceptions=True)
         results = []
         for request, reply in zip(requests, replies):
             if isinstance(reply, BaseException):
@@ -216,7 +216,7 @@ class VLLMServerBackend:
             choice = reply.choices[0]
             tokens = reply.usage.completion_tokens if reply.usage else 0
             results.append(
-                parse_result(choice.message.content or "", request.schema, tokens, choice.finish_reason == "length")
+                parse_result(choice.message.content or "", request.grammar, tokens, choice.finish_reason == "length")
             )
         return results
 

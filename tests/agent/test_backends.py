@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -18,9 +19,9 @@ import time
 from pathlib import Path
 
 import pytest
+from outlines.types.dsl import to_regex
 
 from attnlens.agent import backends
-from attnlens.agent.backends import vllm as vllm_module
 from attnlens.agent.backends import (
     DEFAULT_AGENT_MODEL,
     StructuredRequest,
@@ -34,7 +35,12 @@ from attnlens.agent.backends import (
     schema_error,
     vllm_env,
 )
+from attnlens.agent.backends import vllm as vllm_module
+from attnlens.agent.facts import ClusterFacts
+from attnlens.agent.grammar import draft_grammar, parse_draft
+from attnlens.agent.graph import RationaleAgent, _shots
 from attnlens.errors import BackendError, ModelError
+from attnlens.prompts import examples, messages
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,8 +78,20 @@ NESTED = {
 }
 
 
+def example_facts(index: int = 0) -> ClusterFacts:
+    """A real cluster: one the few-shot examples were written for (facts from a real explanation)."""
+    return ClusterFacts.from_dict(examples().items[index]["facts"])
+
+
+def draft_request(index: int = 0) -> StructuredRequest:
+    """What the agent sends for a cluster: its draft messages and its regex grammar."""
+    f = example_facts(index)
+    shots = _shots(f.default_label, "question")
+    return StructuredRequest(messages("draft", shots, shot_template="draft", **f.evidence.slots()), draft_grammar(f), 72)
+
+
 def mixed_requests() -> list[StructuredRequest]:
-    """Four requests, four different schemas: what one agent step sends in one call."""
+    """Five requests, four JSON schemas and the agent's regex grammar: what one agent step sends in one call."""
     return [
         StructuredRequest([{"role": "user", "content": "What is the capital of France?"}], ENUM, max_tokens=40),
         StructuredRequest(
@@ -100,6 +118,7 @@ def mixed_requests() -> list[StructuredRequest]:
             NESTED,
             max_tokens=100,
         ),
+        draft_request(),
     ]
 
 
@@ -107,9 +126,15 @@ def assert_all_valid(results: list[StructuredResult], requests: list[StructuredR
     assert len(results) == len(requests)
     for result, request in zip(results, requests):
         assert result.error is None, (result.error, result.text)
-        assert result.data == json.loads(result.text)
-        assert schema_error(result.data, request.schema) is None
         assert 0 < result.tokens <= request.max_tokens
+        if isinstance(request.grammar, dict):
+            assert result.data == json.loads(result.text)
+            assert schema_error(result.data, request.grammar) is None
+        else:  # the agent's regex: the whole text matches, and it reads as a draft of that cluster
+            assert result.data == result.text and re.fullmatch(to_regex(request.grammar), result.text)
+            draft = parse_draft(result.text)
+            f = example_facts()
+            assert draft.label in f.allowed_labels and set(draft.evidence_tokens) <= set(f.words)
     # The proof that the schema is applied: the true answer, Paris, is not allowed.
     assert results[0].data["answer"] in {"zebra", "quokka"}
     assert set(results[1].data["tokens"]) <= set(ODD_TOKENS) and len(results[1].data["tokens"]) <= 4
@@ -242,8 +267,8 @@ def test_engine_settings_follow_the_machine():
     assert engine_settings(cuda=False)["dtype"] == "float32"
     assert engine_settings(cuda=True)["dtype"] == "auto"
     for settings in (engine_settings(cuda=False), engine_settings(cuda=True)):
-        assert settings["max_model_len"] == 2048
-        assert settings["structured_outputs_config"] == {"backend": "xgrammar", "disable_any_whitespace": True}
+        assert settings["max_model_len"] == 4096
+        assert settings["structured_outputs_config"] == {"backend": "guidance", "disable_any_whitespace": True}
     # telemetry is off as soon as the module is imported, before anything imports vllm
     assert os.environ["VLLM_NO_USAGE_STATS"] == "1" and os.environ["DO_NOT_TRACK"] == "1"
 
@@ -303,11 +328,19 @@ class TestVLLMServer:
         assert server.process.poll() is None
 
     def test_one_bad_request_does_not_sink_the_batch(self, server):
-        too_long = StructuredRequest([{"role": "user", "content": "word " * 3000}], ENUM, max_tokens=20)
+        too_long = StructuredRequest([{"role": "user", "content": "word " * 5000}], ENUM, max_tokens=20)
         results = server.generate([too_long, mixed_requests()[0]])
         assert results[0].data is None and results[0].error.startswith("request failed: BadRequestError")
         print(f"\n[vllm-server] over-long prompt: {results[0].error[:200]}")
         assert results[1].data["answer"] in {"zebra", "quokka"}
+
+    def test_the_agent_runs_over_http(self, server):
+        facts = [example_facts(i) for i in (0, 3)]  # two clusters of one real case
+        assert len({f.id for f in facts}) == 2 and facts[0].prompt == facts[1].prompt
+        agent = RationaleAgent(server, max_rounds=1)
+        result = agent.run(facts)
+        assert set(result.rationales) == {f.id for f in facts}
+        assert result.info["backend"] == "vllm-server" and 1 <= result.llm_calls <= agent.max_calls
 
     def test_generate_works_inside_a_running_event_loop(self, server):
         import asyncio
@@ -358,20 +391,21 @@ class TestVLLM:
         assert_all_valid(one_call_for_the_batch(backend, requests), requests)
 
     def test_sampling_stays_valid_and_is_seeded(self, backend):
+        n = len(mixed_requests())
         requests = mixed_requests() * 2
         first = one_call_for_the_batch(backend, requests, temperature=1.2, seed=7)
-        assert_all_valid(first[:4], requests[:4])
-        assert_all_valid(first[4:], requests[4:])
+        assert_all_valid(first[:n], requests[:n])
+        assert_all_valid(first[n:], requests[n:])
         again = backend.generate(requests, temperature=1.2, seed=7)
         assert [r.text for r in again] == [r.text for r in first]  # a request's output depends on its seed only
         assert backend.stats.tokens_per_second > 0
 
     def test_one_bad_request_does_not_sink_the_batch(self, backend):
-        too_long = StructuredRequest([{"role": "user", "content": "word " * 3000}], ENUM, max_tokens=20)
+        too_long = StructuredRequest([{"role": "user", "content": "word " * 5000}], ENUM, max_tokens=20)
         results = backend.generate([mixed_requests()[0], too_long])
         assert results[0].data["answer"] in {"zebra", "quokka"}
         assert results[1].data is None and results[1].error.startswith("request failed: ")
-        assert "\n" not in results[1].error and "2048" in results[1].error  # names the limit
+        assert "\n" not in results[1].error and "4096" in results[1].error  # names the limit
         print(f"\n[vllm] over-long prompt: {results[1].error[:200]}")
 
     def test_empty_batch(self, backend):
@@ -407,7 +441,7 @@ class TestTransformers:
         requests = [mixed_requests()[0]] * 3 + [mixed_requests()[1]]
         results = one_call_for_the_batch(backend, requests, temperature=1.0, seed=3)
         for result, request in zip(results, requests):
-            assert result.ok and schema_error(result.data, request.schema) is None
+            assert result.ok and schema_error(result.data, request.grammar) is None
         again = backend.generate(requests, temperature=1.0, seed=3)
         assert [r.text for r in again] == [r.text for r in results]
 

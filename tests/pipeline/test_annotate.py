@@ -77,6 +77,11 @@ def test_stratified_sample_is_even_and_deterministic():
     assert [c.id for c in select_cases(cases, limit=3)] == [c.id for c in cases[:3]]
     with pytest.raises(InputError, match="not both"):
         select_cases(cases, limit=3, sample=3)
+    train, held_back = select_cases(cases, split="train"), select_cases(cases, split="held-back")
+    assert {c.id for c in train}.isdisjoint(c.id for c in held_back) and len(train) + len(held_back) == len(cases)
+    assert {c.id for c in select_cases(cases, sample=20, split="held-back")} <= {c.id for c in held_back}
+    with pytest.raises(InputError, match="unknown split"):
+        select_cases(cases, split="test")
 
 
 def test_bad_dataset_and_models_are_refused(tmp_path):

@@ -41,8 +41,9 @@ def assert_contract(data: dict, prompt: str):
     segments = {t["index"]: t["segment"] for t in data["tokens"]}
     assert all(segments[i] == "user" for c in data["clusters"] for i in c["token_indices"])
     for c in data["clusters"]:
-        own = {texts[i] for i in c["token_indices"]}
-        assert set(c["evidence_tokens"]) <= own, (c["evidence_tokens"], own)  # cited tokens are the cluster's
+        joined = "".join(texts[i] for i in sorted(c["token_indices"]))
+        assert all(w in joined for w in c["words"]), (c["words"], joined)  # words made of the cluster's tokens
+        assert set(c["evidence_tokens"]) <= set(c["words"]), (c["evidence_tokens"], c["words"])  # cited words are the cluster's
         assert c["label"] and c["rationale"] and c["source"] in ("llm", "template")
         for key in ("importance", "score", "comprehensiveness", "random_comprehensiveness", "sufficiency"):
             assert isinstance(c[key], float)

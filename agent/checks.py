@@ -20,6 +20,7 @@ from attnlens.agent.facts import (
     Draft,
     compose,
     is_content_word,
+    opening_words,
 )
 
 COPY_RUN = 5  # this many words in a row taken from the prompt or the answer is a copy, not an explanation
@@ -111,8 +112,7 @@ def _no_invented_names(f: ClusterFacts, d: Draft, text: str) -> str | None:
 
 
 def _no_repeats(f: ClusterFacts, d: Draft, text: str) -> str | None:
-    opening = re.match(r"'[^']+'(?:(?:, | and )'[^']+')*", d.sentence)
-    quoted = re.findall(r"'([^']+)'", opening.group()) if opening else []
+    quoted = opening_words(d.sentence)
     if len(quoted) != len(set(quoted)):
         return "it opens with the same word twice"
     sentences = [s.strip().lower() for s in re.split(r"[.!?]+", d.sentence) if len(s.split()) >= 3]

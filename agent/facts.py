@@ -43,6 +43,7 @@ MAX_ANSWER = 240
 
 NUMBER = re.compile(r"(?<![\w.])-?\d+(?:[.,]\d+)*")
 LETTERS = re.compile(r"[^\W\d_]{3,}")
+_OPENING = re.compile(r"'[^']+'(?:(?:, | and )'[^']+')*")
 ANSWER_WORD = re.compile(r"[^\W_]+(?:['’\-][^\W_]+)*")
 COMMON_WORDS = frozenset(
     """the and for that this with from into onto what which who whom whose when where why how are was were
@@ -205,6 +206,12 @@ class Rationale:
 
 def _numbers(text: str) -> set[float]:
     return {float(m.replace(",", "")) for m in NUMBER.findall(text)}
+
+
+def opening_words(sentence: str) -> list[str]:
+    """The quoted words a line's sentence opens with ('a', 'b' and 'c'), as written, repeats kept."""
+    opening = _OPENING.match(sentence)
+    return re.findall(r"'([^']+)'", opening.group()) if opening else []
 
 
 def is_number(word: str) -> bool:

@@ -18,7 +18,7 @@ import re
 from outlines.types import Regex, between, either, optional
 from outlines.types.dsl import Term
 
-from attnlens.agent.facts import MAX_CITED, NUMBER, ClusterFacts, Draft
+from attnlens.agent.facts import MAX_CITED, NUMBER, ClusterFacts, Draft, opening_words
 
 ROLE_CHARS = (8, 60)  # what the words do: characters (or quoted words, or numbers) after the opening words
 EFFECT_CHARS = (4, 60)  # what that does to the answer, after ", so the answer "
@@ -97,9 +97,7 @@ def parse_draft(text: str) -> Draft | None:
     if not sep or not sentence.strip():
         return None
     sentence = sentence.strip()
-    opening = re.match(r"'[^']+'(?:(?:, | and )'[^']+')*", sentence)
-    cited = re.findall(r"'([^']+)'", opening.group()) if opening else []
-    return Draft(label, sentence, tuple(dict.fromkeys(cited))[:MAX_CITED])
+    return Draft(label, sentence, tuple(dict.fromkeys(opening_words(sentence)))[:MAX_CITED])
 
 
 def parse_verdict(text: str) -> tuple[str, str | None]:

@@ -122,6 +122,12 @@ class ClusterFacts:
     allowed_labels: tuple[str, ...]
     default_label: str
 
+    def slots(self) -> dict:
+        """The prompt's data blocks: the evidence's, with the role code guesses for the words in the
+        words block (after the case, which every cluster of the case shares)."""
+        slots = self.evidence.slots()
+        return {**slots, "words": {**slots["words"], "likely role": self.default_label}}
+
     @property
     def numbers(self) -> frozenset[float]:
         """Every number a rationale may state: the facts code states, and those of the prompt and answer."""

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from attnlens.agent.backends import DEFAULT_AGENT_MODEL, Backend, get_backend
 from attnlens.agent.backends.base import one_line
-from attnlens.agent.graph import STEPS
+from attnlens.agent.graph import prompt_versions
 from attnlens.errors import InputError
 from attnlens.evaluation.cases import Case, check_answer, load_cases
 from attnlens.evaluation.head_weights import split_cases
@@ -45,7 +45,6 @@ from attnlens.pipeline import distributed
 from attnlens.pipeline.distributed import RayConfig
 from attnlens.pipeline.explainer import Explainer
 from attnlens.pipeline.explanation import Explanation
-from attnlens.prompts import versions
 
 RUN_FILE = "run.json"
 TABLE_FILE = "annotations.parquet"
@@ -307,7 +306,7 @@ def _base_row(case: Case, model: str, frame: str) -> dict:
     return {
         "id": case.id, "model": model, "category": case.category, "subcategory": case.subcategory,
         "prompt": case.prompt, "prompt_frame": frame, "evidence": list(case.evidence),
-        "prompt_versions": json.dumps(versions(*STEPS), sort_keys=True),
+        "prompt_versions": json.dumps(prompt_versions(), sort_keys=True),
         "finished_at": datetime.now(timezone.utc),
     }
 
@@ -409,7 +408,7 @@ def annotate(
         "dataset": {"path": str(Path(dataset).resolve()), "sha256": sha, "cases": len(cases)},
         "models": [model_name(m) for m in models],
         "settings": settings,
-        "prompt_versions": versions(*STEPS),
+        "prompt_versions": prompt_versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     report = progress or (lambda *args: None)

@@ -73,9 +73,9 @@ def collect(writer: str, cases: int, out: Path, per_check: int) -> dict[str, lis
             for mode in MODES:
                 requests = []
                 for f in facts:
-                    shots = [] if mode == "bare" else _shots(f.default_label, prompt_kind(f.prompt))
+                    shots = [] if mode == "bare" else _shots(prompt_kind(f.prompt))
                     grammar = draft_grammar(f) if mode == "agent" else Regex(r"[^\n]{5,300}")
-                    chat = messages("draft", shots, shot_template="draft", **f.evidence.slots())
+                    chat = messages("draft", shots, shot_template="draft", **f.slots())
                     requests.append(StructuredRequest(chat, grammar, 80))
                 sampled = {"temperature": 0.0} if mode == "agent" else {"temperature": 0.7, "seed": 1}
                 for f, result in zip(facts, backend.generate(requests, **sampled)):

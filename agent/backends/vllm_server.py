@@ -127,6 +127,8 @@ class VLLMServerBackend:
             cmd.append("--enforce-eager")
         if "gpu_memory_utilization" in settings:
             cmd += ["--gpu-memory-utilization", str(settings["gpu_memory_utilization"])]
+        if "block_size" in settings:
+            cmd += ["--block-size", str(settings["block_size"])]
         cmd += extra_args
         env = dict(os.environ)
         for key, value in vllm_env(cuda).items():

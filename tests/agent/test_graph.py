@@ -6,9 +6,9 @@ import pytest
 from attnlens.agent.backends import get_backend
 from attnlens.agent.checks import check
 from attnlens.agent.facts import ClusterFacts, build_facts, compose
-from attnlens.agent.graph import STEPS, RationaleAgent
+from attnlens.agent.graph import PROMPT_LAYOUT, STEPS, RationaleAgent, _shots
 from attnlens.pipeline.explainer import Explainer
-from attnlens.prompts import versions
+from attnlens.prompts import examples, messages, versions
 
 pytestmark = pytest.mark.slow
 
@@ -47,8 +47,24 @@ def assert_audited(result, facts, max_calls: int) -> None:
                 assert len(h.failed) == len(h.problems)
             if h.step == "critique":  # asked only while its objection could still be acted on
                 assert h.round < result.info["max_rounds"]
-    assert result.prompt_versions == versions(*STEPS)
+    assert result.prompt_versions == {**versions(*STEPS), "layout": PROMPT_LAYOUT}
     assert 1 <= result.llm_calls <= max_calls
+
+
+def test_every_cluster_of_a_case_shares_its_prompt_up_to_its_words(explainer):
+    """What lets the engine's prefix cache compute the system text, the examples and the case once
+    per case: the requests of a case's clusters differ only from their words on."""
+    facts = facts_for(explainer, "Mia has 3 apples and buys 4 more. How many apples does Mia have now?")
+    assert len({f.default_label for f in facts}) > 1  # the role guesses differ, the opening does not
+    chats = [messages("draft", _shots("context"), shot_template="draft", **f.slots()) for f in facts]
+    assert all(chat[:-1] == chats[0][:-1] for chat in chats)
+    last = [chat[-1]["content"] for chat in chats]
+    case_block = last[0][: last[0].index("WORDS")]
+    assert all(text.startswith(case_block) for text in last) and len(set(last)) == len(last)
+    for f, text in zip(facts, last):
+        assert f'"likely role": "{f.default_label}"' in text
+    roles = [reply.split(":")[0] for _, reply in _shots("context")]
+    assert sorted(roles) == sorted({e["label"] for e in examples().items})  # one example per role
 
 
 @pytest.mark.vllm

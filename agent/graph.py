@@ -40,7 +40,10 @@ MAX_TOKENS = {"draft": 72, "refine": 72, "critique": 10}
 # How code lays the prompt out from the templates: which examples, in what order, and what code adds
 # to the data blocks. Recorded beside the templates' hashes; bump it when `_shots` or
 # `ClusterFacts.slots` change what the LLM reads.
-PROMPT_LAYOUT = "2: one example per role, the prompt's kind last; the likely role in the words"
+PROMPT_LAYOUT = (
+    "3: one example per role, the prompt's kind last; the likely role in the words;"
+    " critique and refine go on from the draft's conversation"
+)
 
 Todo = Literal["check", "critique", "refine", "done"]
 
@@ -153,7 +156,7 @@ class RationaleAgent:
 
     def _draft(self, state: AgentState) -> dict:
         keys = list(self._facts)
-        results = self._generate([("draft", k, self._slots(k)) for k in keys])
+        results = self._generate([("draft", k, {}) for k in keys])
         history, drafts = [], {}
         for key, result in zip(keys, results):
             drafts[key] = self._record_draft("draft", key, 0, result, history)
@@ -194,11 +197,11 @@ class RationaleAgent:
         jobs = []
         for key, t in todo.items():
             if t == "critique":
-                jobs.append(("critique", key, {**self._slots(key), "line": _line(state["passed"][key])}))
+                jobs.append(("critique", key, {"line": _line(state["passed"][key])}))
             elif t == "refine":
                 wrong = [critic[key]] if key in critic else state["problems"].get(key) or []
                 previous = _line(drafts[key]) if drafts[key] is not None else history_text(history, key)
-                jobs.append(("refine", key, {**self._slots(key), "line": previous, "problems": wrong}))
+                jobs.append(("refine", key, {"line": previous, "problems": wrong}))
         results = self._generate(jobs)
         for (step, key, _), result in zip(jobs, results):
             if step == "critique":
@@ -228,19 +231,18 @@ class RationaleAgent:
 
     # ------------------------------------------------------------------ LLM calls
 
-    def _slots(self, key: str) -> dict:
-        return self._facts[key].slots()
-
     def _generate(self, jobs: list[tuple[str, str, dict]]) -> list:
-        """One backend call for every (step, key, slot values) job. Every request opens with the
-        examples for its kind of prompt, then the case, then its words: an engine with prefix
-        caching computes the opening once per case, and the critic sees what a good line looks like."""
+        """One backend call for every (step, key, step values) job. Every request opens with the
+        examples for its kind of prompt, then the case, then its words, and a critique or refinement
+        goes on with the line being judged (prompts' `messages`): an engine with prefix caching
+        computes the opening once per case and each cluster's words and line once, and the critic
+        sees what a good line looks like."""
         if not jobs:
             return []
         requests = []
         for step, key, values in jobs:
             facts = self._facts[key]
-            chat = messages(step, _shots(prompt_kind(facts.prompt)), shot_template="draft", **values)
+            chat = messages(step, facts.slots(), _shots(prompt_kind(facts.prompt)), **values)
             grammar = critique_grammar() if step == "critique" else draft_grammar(facts)
             requests.append(StructuredRequest(chat, grammar, MAX_TOKENS[step]))
         results = self.backend.generate(requests, temperature=self.temperature, seed=self.seed)

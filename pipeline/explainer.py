@@ -17,7 +17,7 @@ from attnlens.agent.graph import AgentResult, RationaleAgent
 from attnlens.clustering import ClusterConfig, Clustering, cluster
 from attnlens.errors import InputError
 from attnlens.evaluation.faithfulness import FaithfulnessReport, verify_clusters
-from attnlens.extraction import AttentionRecord, CaptureConfig, capture, generate, load_model
+from attnlens.extraction import AttentionRecord, CaptureConfig, Generation, capture, generate, generate_batch, load_model
 from attnlens.extraction.loading import LoadedModel
 from attnlens.extraction.models import DEFAULT_MODEL, ModelSpec, resolve_model
 from attnlens.extraction.words import user_words
@@ -110,18 +110,26 @@ class Explainer:
         truncate: bool = False,
         progress: Callable[[str], None] | None = None,
     ) -> list[Explanation | Exception]:
-        """Explain many answers: the deterministic stages per prompt, then ONE agent run over the
-        clusters of all of them (each LLM step is one backend call for the whole batch). A prompt
-        that fails gives its exception in its place and the others go on. `timings["agent"]` is
-        each case's share of the batched agent run."""
+        """Explain many answers: their greedy answers in one batched call (sampled ones one by one),
+        the other deterministic stages per prompt, then ONE agent run over the clusters of all of
+        them (each LLM step is one backend call for the whole batch). A prompt that fails gives its
+        exception in its place and the others go on. `timings["generate"]` and `timings["agent"]`
+        are each case's share of the batched call and run."""
         step = progress or (lambda stage: None)
+        step("generate")
+        started = time.perf_counter()
+        if seed is None and len(prompts) > 1:  # greedy answers: one batched call
+            generations = generate_batch(self.lm, prompts, max_new_tokens=max_new_tokens, truncate=truncate)
+        else:
+            generations = [self._generate(p, max_new_tokens, seed, truncate) for p in prompts]
+        generate_seconds = (time.perf_counter() - started) / len(prompts)
         prepared: list[_Prepared | Exception] = []
-        for i, prompt in enumerate(prompts):
+        for i, gen in enumerate(generations):
             where = "" if len(prompts) == 1 else f" {i + 1}/{len(prompts)}"
             try:
-                prepared.append(
-                    self._prepare(prompt, max_new_tokens, seed, truncate, lambda stage: step(stage + where))
-                )
+                if isinstance(gen, Exception):
+                    raise gen
+                prepared.append(self._prepare(gen, generate_seconds, lambda stage: step(stage + where)))
             except Exception as exc:  # noqa: BLE001 - one bad case must not stop the batch
                 prepared.append(exc)
         ready = [p for p in prepared if isinstance(p, _Prepared)]
@@ -129,11 +137,17 @@ class Explainer:
         results = iter(self.agent.run_batch([p.facts[: self.max_llm_clusters] for p in ready]))
         return [p if isinstance(p, Exception) else self._finish(p, next(results)) for p in prepared]
 
-    def _prepare(
-        self, prompt: str, max_new_tokens: int, seed: int | None, truncate: bool, step: Callable[[str], None]
-    ) -> _Prepared:
-        """The deterministic part: generate -> capture -> cluster -> verify (and rank) -> facts."""
-        timings: dict[str, float] = {}
+    def _generate(self, prompt: str, max_new_tokens: int, seed: int | None, truncate: bool) -> Generation | Exception:
+        try:
+            return generate(self.lm, prompt, max_new_tokens=max_new_tokens, seed=seed, truncate=truncate)
+        except Exception as exc:  # noqa: BLE001 - one bad case must not stop the batch
+            return exc
+
+    def _prepare(self, gen: Generation, generate_seconds: float, step: Callable[[str], None]) -> _Prepared:
+        """The deterministic part after the answer: capture -> cluster -> verify (and rank) -> facts."""
+        if not gen.answer.strip():
+            raise InputError("the model's answer is empty: there is nothing to explain")
+        timings: dict[str, float] = {"generate": generate_seconds}
 
         def timed(stage: str, fn):
             step(stage)
@@ -142,9 +156,6 @@ class Explainer:
             timings[stage] = time.perf_counter() - started
             return result
 
-        gen = timed("generate", lambda: generate(self.lm, prompt, max_new_tokens=max_new_tokens, seed=seed, truncate=truncate))
-        if not gen.answer.strip():
-            raise InputError("the model's answer is empty: there is nothing to explain")
         record = timed("extract", lambda: capture(self.lm, gen, self.capture_config))
         clustering = timed("cluster", lambda: cluster(record, self.cluster_config))
         clustering, report = timed("evaluate", lambda: verify(self.lm, record, clustering, self.random_draws))

@@ -5,8 +5,9 @@ so user text reaches the model only as a quoted JSON string: it can never close 
 a new instruction, or be interpreted by a template engine (there is none: plain replacement).
 
 A step's conversation is the shared `system` text, then its few-shot examples as earlier turns
-(each rendered with a template and followed by the reply it should get), then the step's own
-`{step}.user` request. `examples.json` holds the examples: a list of {"values": the case and
+(each a draft request followed by the line it should get), then the draft request; a critique or
+refinement continues that conversation with the line the model wrote and its own `{step}.user`
+request (see `messages`). `examples.json` holds the examples: a list of {"values": the case and
 words slots, "label": the role, "sentence": a good sentence, "facts": the cluster they came from}.
 """
 
@@ -81,18 +82,29 @@ def load(name: str) -> Template:
     return Template(name, path.read_text())
 
 
-def messages(step: str, shots: Sequence[tuple[dict, str]] = (), shot_template: str | None = None, **values) -> list[dict]:
-    """The chat messages of one agent step: the system text, each shot (slot values rendered with
-    `{shot_template}.user`, default the step's own, then the reply it should get), then
-    `{step}.user` rendered with values."""
-    template = load(f"{shot_template or step}.user")
-    turns = []
+def messages(
+    step: str, values: dict, shots: Sequence[tuple[dict, str]] = (), line: str | None = None, **step_values
+) -> list[dict]:
+    """The chat messages of one agent step. Every step opens with the same conversation: the system
+    text, each shot (its slot values rendered with `draft.user`, then the line it should get), then
+    the draft request rendered with `values` (the case and the words). A draft ends there; a
+    critique or a refinement goes on from it: the `line` the model wrote, as its reply, then
+    `{step}.user` rendered with step_values. So a cluster's later requests repeat its draft request
+    and line word for word, and an engine's prefix cache computes them once."""
+    draft = load("draft.user")
+    turns = [{"role": "system", "content": load("system").render()}]
     for shot_values, reply in shots:
-        turns += [{"role": "user", "content": template.render(**shot_values)}, {"role": "assistant", "content": reply}]
-    return [
-        {"role": "system", "content": load("system").render()},
-        *turns,
-        {"role": "user", "content": load(f"{step}.user").render(**values)},
+        turns += [{"role": "user", "content": draft.render(**shot_values)}, {"role": "assistant", "content": reply}]
+    turns.append({"role": "user", "content": draft.render(**values)})
+    if step == "draft":
+        if line is not None or step_values:
+            raise AttnlensError("a draft request takes no line and no step values")
+        return turns
+    if line is None:
+        raise AttnlensError(f"a {step} request goes on from a line: give the line")
+    return turns + [
+        {"role": "assistant", "content": line},
+        {"role": "user", "content": load(f"{step}.user").render(**step_values)},
     ]
 
 

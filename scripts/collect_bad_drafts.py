@@ -75,7 +75,7 @@ def collect(writer: str, cases: int, out: Path, per_check: int) -> dict[str, lis
                 for f in facts:
                     shots = [] if mode == "bare" else _shots(prompt_kind(f.prompt))
                     grammar = draft_grammar(f) if mode == "agent" else Regex(r"[^\n]{5,300}")
-                    chat = messages("draft", shots, shot_template="draft", **f.slots())
+                    chat = messages("draft", f.slots(), shots)
                     requests.append(StructuredRequest(chat, grammar, 80))
                 sampled = {"temperature": 0.0} if mode == "agent" else {"temperature": 0.7, "seed": 1}
                 for f, result in zip(facts, backend.generate(requests, **sampled)):

@@ -28,6 +28,7 @@ from attnlens.errors import AttnlensError, CaptureError, InputError, ModelError
 from attnlens.extraction.models import BUNDLED, DEFAULT_MODEL, bundled, fetch, status
 from attnlens.extraction.text import check_prompt
 from attnlens.pipeline import study
+from attnlens.pipeline.distributed import DEFAULT_BATCH_SIZE
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -284,7 +285,7 @@ def annotate(
     limit: int | None = typer.Option(None, min=1, help="only the first N cases"),
     sample: int | None = typer.Option(None, min=1, help="N cases spread evenly over all subcategories"),
     split: str = typer.Option("all", help="all | train | held-back: one side of the by-id split the head weights learn from"),
-    batch_size: int = typer.Option(8, min=1, help="cases per batch (the agent's LLM steps run batched)"),
+    batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, min=1, help="cases per batch (the agent's LLM steps run batched)"),
     max_new_tokens: int = typer.Option(32, min=1),
     backend: str = typer.Option("auto", help=BACKEND_HELP),
     agent_model: str = typer.Option(DEFAULT_AGENT_MODEL, help="the model that writes the rationales"),

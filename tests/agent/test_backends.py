@@ -87,7 +87,7 @@ def draft_request(index: int = 0) -> StructuredRequest:
     """What the agent sends for a cluster: its draft messages and its regex grammar."""
     f = example_facts(index)
     shots = _shots("question")
-    return StructuredRequest(messages("draft", shots, shot_template="draft", **f.slots()), draft_grammar(f), 72)
+    return StructuredRequest(messages("draft", f.slots(), shots), draft_grammar(f), 72)
 
 
 def mixed_requests() -> list[StructuredRequest]:

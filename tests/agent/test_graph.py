@@ -56,7 +56,7 @@ def test_every_cluster_of_a_case_shares_its_prompt_up_to_its_words(explainer):
     per case: the requests of a case's clusters differ only from their words on."""
     facts = facts_for(explainer, "Mia has 3 apples and buys 4 more. How many apples does Mia have now?")
     assert len({f.default_label for f in facts}) > 1  # the role guesses differ, the opening does not
-    chats = [messages("draft", _shots("context"), shot_template="draft", **f.slots()) for f in facts]
+    chats = [messages("draft", f.slots(), _shots("context")) for f in facts]
     assert all(chat[:-1] == chats[0][:-1] for chat in chats)
     last = [chat[-1]["content"] for chat in chats]
     case_block = last[0][: last[0].index("WORDS")]

@@ -3,7 +3,7 @@
 import pytest
 
 from attnlens.errors import InputError
-from attnlens.extraction import encode, generate
+from attnlens.extraction import encode, generate, generate_batch
 
 pytestmark = pytest.mark.slow
 
@@ -32,6 +32,25 @@ def test_base_model_without_chat_template_uses_plain_completion(gemma):
     gen = generate(gemma, "The capital of France is", max_new_tokens=4)
     assert gen.input_text == "The capital of France is" and not gen.params["chat_template"]
     assert gen.tokens[0].segment == "template"  # <bos>
+
+
+@pytest.mark.parametrize("lm", ["smollm", "gemma"])
+def test_a_batch_gives_each_prompt_the_answer_it_gets_alone(lm, request):
+    """Left padding changes nothing: prompts of different lengths, chat-rendered (SmolLM2) and plain
+    (Gemma 3), get the same Generation in one batched call as one by one; a bad prompt gets its
+    error in its place and the others go on."""
+    model = request.getfixturevalue(lm)
+    prompts = [
+        "What is the capital of France?", " ", "Mia has 3 apples and buys 4 more. How many apples does Mia have now?",
+        "Write a haiku about the sea.", "2 + 2 =",
+    ]
+    batch = generate_batch(model, prompts, max_new_tokens=12)
+    assert isinstance(batch[1], InputError) and "empty" in str(batch[1])
+    for prompt, got in zip(prompts, batch):
+        if prompt.strip():
+            assert got == generate(model, prompt, max_new_tokens=12)
+    in_pairs = generate_batch(model, prompts, max_new_tokens=12, max_batch=2)  # [0, 2], [3, 4]
+    assert in_pairs[0] == batch[0] and in_pairs[2:] == batch[2:]
 
 
 def test_empty_prompt_is_refused(smollm):

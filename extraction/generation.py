@@ -69,18 +69,19 @@ def generate(
     if lm.architecture.kind == "encoder":
         return encode(lm, prompt, truncate=truncate)
     input_text, user_start, prompt_tokens = _prompt(lm, prompt, max_new_tokens, truncate)
-    ids = torch.tensor([[t.id for t in prompt_tokens]])
-    params = {"max_new_tokens": max_new_tokens, "do_sample": seed is not None, "seed": seed}
-    gen_kwargs = {"max_new_tokens": max_new_tokens, "do_sample": seed is not None, "pad_token_id": _pad_id(lm)}
-    if seed is not None:
-        torch.manual_seed(seed)
-        gen_kwargs["temperature"] = temperature
-        params["temperature"] = temperature
+    if seed is None:
+        [answer_ids] = _greedy_answers(lm, [prompt_tokens], max_new_tokens)
     else:
-        gen_kwargs.update(temperature=None, top_p=None, top_k=None)
-    with torch.inference_mode():
-        out = lm.model.generate(ids, attention_mask=torch.ones_like(ids), **gen_kwargs)
-    return _generation(lm, prompt, input_text, user_start, prompt_tokens, out[0, ids.shape[1] :].tolist(), params)
+        torch.manual_seed(seed)
+        ids = torch.tensor([[t.id for t in prompt_tokens]])
+        with torch.inference_mode():
+            out = lm.model.generate(
+                ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens, do_sample=True,
+                temperature=temperature, pad_token_id=_pad_id(lm),
+            )  # fmt: skip
+        answer_ids = out[0, ids.shape[1] :].tolist()
+    params = _params(max_new_tokens, seed, temperature)
+    return _generation(lm, prompt, input_text, user_start, prompt_tokens, answer_ids, params)
 
 
 def generate_batch(
@@ -99,25 +100,38 @@ def generate_batch(
             prepared.append(_prompt(lm, prompt, max_new_tokens, truncate))
         except InputError as exc:
             prepared.append(exc)
-    ready = [p for p in prepared if not isinstance(p, InputError)]
-    pad, answer_ids = _pad_id(lm), []
+    ready = [p[2] for p in prepared if not isinstance(p, InputError)]
+    answer_ids = []
     for start in range(0, len(ready), max_batch):
-        chunk = [tokens for _, _, tokens in ready[start : start + max_batch]]
-        width = max(map(len, chunk))
-        ids = torch.tensor([[pad] * (width - len(tokens)) + [t.id for t in tokens] for tokens in chunk])
-        mask = torch.tensor([[0] * (width - len(tokens)) + [1] * len(tokens) for tokens in chunk])
-        with torch.inference_mode():
-            out = lm.model.generate(
-                ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad,
-                temperature=None, top_p=None, top_k=None,
-            )  # fmt: skip
-        answer_ids += out[:, width:].tolist()
-    params = {"max_new_tokens": max_new_tokens, "do_sample": False, "seed": None}
+        answer_ids += _greedy_answers(lm, ready[start : start + max_batch], max_new_tokens)
     answers = iter(answer_ids)
     return [
-        p if isinstance(p, InputError) else _generation(lm, prompt, *p, next(answers), dict(params))
+        p if isinstance(p, InputError) else _generation(lm, prompt, *p, next(answers), _params(max_new_tokens))
         for prompt, p in zip(prompts, prepared)
     ]
+
+
+def _greedy_answers(lm: LoadedModel, prompts: list[list[Token]], max_new_tokens: int) -> list[list[int]]:
+    """Greedy answer ids for tokenized prompts, left-padded into one `generate` call (a single
+    prompt gets no padding)."""
+    pad = _pad_id(lm)
+    width = max(map(len, prompts))
+    ids = torch.tensor([[pad] * (width - len(tokens)) + [t.id for t in tokens] for tokens in prompts])
+    mask = torch.tensor([[0] * (width - len(tokens)) + [1] * len(tokens) for tokens in prompts])
+    with torch.inference_mode():
+        out = lm.model.generate(
+            ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad,
+            temperature=None, top_p=None, top_k=None,
+        )  # fmt: skip
+    return out[:, width:].tolist()
+
+
+def _params(max_new_tokens: int, seed: int | None = None, temperature: float | None = None) -> dict:
+    """How an answer was generated, as its Generation records it."""
+    params = {"max_new_tokens": max_new_tokens, "do_sample": seed is not None, "seed": seed}
+    if seed is not None:
+        params["temperature"] = temperature
+    return params
 
 
 def _prompt(lm: LoadedModel, prompt: str, max_new_tokens: int, truncate: bool) -> tuple[str, int, list[Token]]:

@@ -125,10 +125,11 @@ class Explainer:
         generate_seconds = (time.perf_counter() - started) / len(prompts)
         prepared: list[_Prepared | Exception] = []
         for i, gen in enumerate(generations):
+            if isinstance(gen, Exception):
+                prepared.append(gen)
+                continue
             where = "" if len(prompts) == 1 else f" {i + 1}/{len(prompts)}"
             try:
-                if isinstance(gen, Exception):
-                    raise gen
                 prepared.append(self._prepare(gen, generate_seconds, lambda stage: step(stage + where)))
             except Exception as exc:  # noqa: BLE001 - one bad case must not stop the batch
                 prepared.append(exc)

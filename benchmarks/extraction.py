@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 
+from attnlens.benchmarks.targets import Target, render
+
 METHODS = ("floor", "eager", "attnlens")
 DEFAULT_TOKENS = (512, 1024, 2048, 4096, 8192)
 MODEL = "smollm2-135m"
@@ -27,6 +29,31 @@ TEXT = (
     "books were made across Europe. Scholars, merchants and priests argued about what the new machines "
     "would mean for learning, for trade and for faith; some of them were right, and many were not. "
 )
+
+
+# Capture time / the SDPA floor's, per size: SmolLM2's goals, and every other model's.
+TIME_GOALS = {"smollm2-135m": {2048: 1.15, 8192: 1.3}}
+OTHER_TIME_GOALS = {2048: 1.3, 8192: 1.3}
+MEMORY_GOAL, MEMORY_UP_TO = 1.3, 8192  # peak RSS / the floor's, at every size up to 8192
+
+
+def targets(model: str, rows: list[dict]) -> list[dict]:
+    """Capture vs the floor at the sizes with a goal; a size not run (or failed) is not measured."""
+    by = {(r["method"], r["tokens"]): r for r in rows}
+
+    def ratio(n: int, key: str) -> float | None:
+        floor, ours = by.get(("floor", n)), by.get(("attnlens", n))
+        if not floor or not ours or floor["error"] or ours["error"]:
+            return None
+        return ours[key] / floor[key]
+
+    out = [
+        Target(f"time_vs_floor_{n}", ratio(n, "seconds"), goal, "at_most", "x")
+        for n, goal in TIME_GOALS.get(model, OTHER_TIME_GOALS).items()
+    ]
+    sizes = sorted({n for _, n in by if n <= MEMORY_UP_TO})
+    out += [Target(f"memory_vs_floor_{n}", ratio(n, "peak_rss_mb"), MEMORY_GOAL, "at_most", "x") for n in sizes]
+    return [t.to_dict() for t in out]
 
 
 def token_ids(tokenizer, n: int) -> list[int]:
@@ -129,7 +156,10 @@ def run(tokens=DEFAULT_TOKENS, repeats: int = 3, timeout: float = 900, progress=
                     "peak_rss_mb": None if errors else statistics.median(r["peak_rss_mb"] for r in results),
                 }
             )
-    return {"model": model, "repeats": repeats, "rows": rows, "max_abs_error": max_abs_error(model=model)}
+    return {
+        "model": model, "repeats": repeats, "rows": rows, "max_abs_error": max_abs_error(model=model),
+        "targets": targets(model, rows),
+    }
 
 
 def table(result: dict) -> str:
@@ -146,7 +176,7 @@ def table(result: dict) -> str:
             else f"| {r['tokens']} | {r['method']} | - | - | - | - | {r['error'] or 'no floor'} |"
         )
     lines.append(f"\nmax abs error vs eager (512 tokens, every captured array): {result['max_abs_error']:.1e}")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n\n" + render(result["targets"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,6 +49,10 @@ class ClusterConfig:
     # (RBConfigurationVertexPartition); both optimise modularity with a resolution, to convergence.
     engine: Engine = "igraph"
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    # Iterations of each sweep cell's Leiden run (seed 0): 2, igraph's default, measured at 4096
+    # tokens: 0.53 s for the 35 cells instead of 1.22 s to convergence, mean modularity 0.7763 vs
+    # 0.7772, the best cell's the same. The chosen cell's runs (every seed) go to convergence.
+    sweep_iterations: int = 2
     top_heads: int = 3  # layers and heads reported per cluster
 
     def __post_init__(self) -> None:
@@ -60,6 +64,8 @@ class ClusterConfig:
             raise ValueError(f"unknown Leiden engine {self.engine!r}")
         if not self.seeds:
             raise ValueError("at least one seed is needed")
+        if self.sweep_iterations == 0 or self.sweep_iterations < -1:
+            raise ValueError("sweep_iterations must be -1 (to convergence) or at least 1")
         if self.top_k is not None and self.top_k < 1:
             raise ValueError("top_k must be at least 1")
         if self.threshold is not None and self.threshold < 0:

@@ -25,8 +25,9 @@ def build_igraph(n: int, edges: np.ndarray, weights: np.ndarray, directed: bool)
     return g
 
 
-def leiden(g: ig.Graph, resolution: float, seed: int, engine: Engine) -> list[int]:
-    """One Leiden run to convergence; the same graph, resolution and seed give the same membership.
+def leiden(g: ig.Graph, resolution: float, seed: int, engine: Engine, iterations: int = -1) -> list[int]:
+    """One Leiden run, to convergence (iterations=-1) or for that many iterations; the same graph,
+    resolution, seed and iterations give the same membership.
 
     The igraph engine swaps igraph's process-wide random generator for the run: not safe while
     another thread uses igraph's randomness.
@@ -39,7 +40,7 @@ def leiden(g: ig.Graph, resolution: float, seed: int, engine: Engine) -> list[in
             leidenalg.RBConfigurationVertexPartition,
             weights="weight",
             resolution_parameter=resolution,
-            n_iterations=-1,
+            n_iterations=iterations,
             seed=seed,
         )
         return list(partition.membership)
@@ -47,7 +48,7 @@ def leiden(g: ig.Graph, resolution: float, seed: int, engine: Engine) -> list[in
     ig.set_random_number_generator(random.Random(seed))
     try:
         result = g.community_leiden(
-            objective_function="modularity", weights="weight", resolution=resolution, n_iterations=-1
+            objective_function="modularity", weights="weight", resolution=resolution, n_iterations=iterations
         )
     finally:
         ig.set_random_number_generator(random)

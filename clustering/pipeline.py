@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import igraph as ig
 import leidenalg
 import numpy as np
+import torch
 from scipy.stats import rankdata
 
 from attnlens.clustering.config import ClusterConfig
@@ -40,17 +41,14 @@ from attnlens.clustering.result import Clustering
 from attnlens.clustering.scores import SCORE_NOTES, WordScores, head_features, score_words
 from attnlens.clustering.stats import IMPORTANCE_NOTES, attention_of, describe
 from attnlens.extraction.record import AttentionRecord
-from attnlens.extraction.words import Word, user_words, word_of_token
+from attnlens.extraction.words import Word, sum_over_words, user_words
 
 
 def _word_matrix(record: AttentionRecord, words: list[Word], config: ClusterConfig) -> tuple[np.ndarray, float]:
     """Float[W W] attention among the words (summed over their tokens), and the sinks' share of all attention."""
     matrix = source_matrix(record, config)
-    owner = np.asarray(word_of_token(words, record.n_tokens))
-    inside = np.flatnonzero(owner >= 0)
-    one_hot = np.zeros((len(inside), len(words)), dtype=np.float32)
-    one_hot[np.arange(len(inside)), owner[inside]] = 1.0
-    return one_hot.T @ matrix[np.ix_(inside, inside)] @ one_hot, sink_share(matrix, config.sinks)
+    by_row = sum_over_words(words, torch.from_numpy(matrix), 0)  # W n: each word's rows summed
+    return sum_over_words(words, by_row, 1).numpy(), sink_share(matrix, config.sinks)
 
 
 def _normalised(record: AttentionRecord, words: list[Word], scores: WordScores, config: ClusterConfig) -> Normalised:
@@ -61,9 +59,13 @@ def _normalised(record: AttentionRecord, words: list[Word], scores: WordScores, 
     plain = normalise(matrix, sinks=(), drop_sinks=False, directed=config.directed)
     rank = (rankdata(scores.values) / max(len(words), 1)).astype(np.float32)  # ties share their mean rank
     a = config.score_edges
-    weighted = plain.matrix * ((1 - a) + a * (rank[:, None] + rank[None, :]) / 2)
+    scale = np.add.outer(rank, rank)  # float32, W x W, scaled in place (at 4096 tokens W is about 3000)
+    scale *= a / 2
+    scale += 1 - a
+    weighted = plain.matrix  # normalise's own copy
+    weighted *= scale
     nodes = np.asarray([w.tokens[0] for w in words], dtype=np.int64)  # a vertex is named by its word's first token
-    return Normalised(nodes, weighted.astype(np.float32), share, tuple(config.sinks))
+    return Normalised(nodes, weighted, share, tuple(config.sinks))
 
 
 def _scores(record: AttentionRecord, words: list[Word], config: ClusterConfig) -> WordScores:
@@ -106,12 +108,12 @@ class _Grid:
     weights: np.ndarray  # Float[m]
     kept: list[np.ndarray]  # per threshold: which of `edges` it keeps
     graphs: list[ig.Graph]  # per threshold
-    runs: list[list[int]]  # per cell, threshold-major: the first seed's membership
     points: list[SweepPoint]
 
 
 def _sweep(normalised: Normalised, config: ClusterConfig) -> _Grid:
-    """Prune at every threshold, run Leiden (first seed) at every resolution, record every cell."""
+    """Prune at every threshold, run Leiden (first seed, config.sweep_iterations) at every resolution,
+    record every cell."""
     if config.threshold is not None or config.top_k is not None:
         thresholds: list[float | None] = [config.threshold]
     else:
@@ -130,7 +132,7 @@ def _sweep(normalised: Normalised, config: ClusterConfig) -> _Grid:
     active = int(np.count_nonzero(positive.any(axis=0) | positive.any(axis=1)))
     n = len(normalised.nodes)
     dense = build_igraph(n, edges, weights, config.directed)
-    grid = _Grid(thresholds, resolutions, edges, weights, [], [], [], [])
+    grid = _Grid(thresholds, resolutions, edges, weights, [], [], [])
     for t in thresholds:
         keep = weights >= t if t is not None else np.ones(len(weights), dtype=bool)
         g = dense.subgraph_edges(np.flatnonzero(keep).tolist(), delete_vertices=False)
@@ -138,8 +140,7 @@ def _sweep(normalised: Normalised, config: ClusterConfig) -> _Grid:
         grid.graphs.append(g)
         share = coverage(g, config.min_component, active)
         for r in resolutions:
-            membership = leiden(g, r, config.seeds[0], config.engine)
-            grid.runs.append(membership)
+            membership = leiden(g, r, config.seeds[0], config.engine, config.sweep_iterations)
             largest = int(np.bincount(membership).max()) if membership else 0
             concise = n < config.concise_from or largest <= config.max_cluster_share * n
             grid.points.append(
@@ -171,7 +172,7 @@ def cluster(record: AttentionRecord, config: ClusterConfig = ClusterConfig()) ->
 
     t_index, r_index = divmod(chosen, len(grid.resolutions))
     g, threshold, resolution = grid.graphs[t_index], grid.thresholds[t_index], grid.resolutions[r_index]
-    memberships = [grid.runs[chosen]] + [leiden(g, resolution, seed, config.engine) for seed in config.seeds[1:]]
+    memberships = [leiden(g, resolution, seed, config.engine) for seed in config.seeds]
     final, agreement = consensus(g, memberships, list(config.seeds))
     found = time.perf_counter()
 

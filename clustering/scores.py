@@ -26,7 +26,7 @@ import numpy as np
 
 from attnlens.extraction.models import cache_root
 from attnlens.extraction.record import AttentionRecord
-from attnlens.extraction.words import Word
+from attnlens.extraction.words import Word, sum_over_words
 
 FORMAT_VERSION = 1
 SHIPPED = Path(__file__).parent / "head_weights"  # weights built for the bundled models, shipped with attnlens
@@ -95,8 +95,8 @@ def head_features(record: AttentionRecord, words: list[Word]) -> np.ndarray:
     L, H = rows.shape[:2]
     if not words:
         return np.zeros((0, L, H))
-    mean_rows = rows.double().mean(dim=2).numpy()  # L H n
-    return np.stack([mean_rows[:, :, list(w.tokens)].sum(-1) for w in words])
+    mean_rows = rows.double().mean(dim=2)  # L H n
+    return sum_over_words(words, mean_rows, 2).permute(2, 0, 1).numpy()
 
 
 @dataclass(frozen=True)
@@ -111,8 +111,8 @@ def score_words(
 ) -> WordScores:
     """Each word's score; `features` is head_features(record, words), None when the record has no answer rows."""
     if features is None:
-        mean = record["mean"].double().numpy()
-        return WordScores(np.array([mean[:, list(w.tokens)].sum(1).mean() for w in words]), "sequence", None)
+        column_means = record["mean"].double().mean(0)  # a word's score: its tokens' columns, summed, row-averaged
+        return WordScores(sum_over_words(words, column_means, 0).numpy(), "sequence", None)
     L, H = features.shape[1:] if features.ndim == 3 else (record.architecture.layers, record.architecture.heads)
     found = find_head_weights(record.generation.model, record.info.get("model_checksum"), (L, H)) if use_learned else None
     if found is None:

@@ -6,8 +6,10 @@
 //   row_positions Int64[c], absolute position of each query row.
 //   key_offset    absolute position of key 0 of the block.
 //   k             number of top weights kept per row.
+//   head_sum      Float32[c, kk], keys contiguous (any row stride: a view into the capture's
+//   head_max      n x n accumulators): p summed / maxed over the heads INTO them, in place.
 // Returns (entropy[H,c], distance[H,c], sink[H,c], prev[H,c], topk_values[H,c,k],
-//          topk_indices[H,c,k] (absolute key positions), head_sum[c,kk], head_max[c,kk]).
+//          topk_indices[H,c,k] (absolute key positions)).
 //
 // Work per query row, for each head, with the row in cache:
 //   1. max pass: the row max m and the maxima of disjoint blocks of keys; the k-th largest
@@ -15,7 +17,7 @@
 //   2. one exp pass: e = exp(s - m) stored in place, with Z = sum e, A = sum e (s - m) and
 //      D = sum e |i - j|; entropy = log Z - A / Z and distance = D / Z need no log and no
 //      second exp per element;
-//   3. normalise p = e / Z, accumulating head_sum / head_max for the row; the few keys at or
+//   3. normalise p = e / Z, accumulating into head_sum / head_max; the few keys at or
 //      above the threshold go to a sorted top-k array (insertion) on their final p.
 // A row with no attended key becomes all zeros with zero statistics (as the reference).
 // Scores of +inf or NaN are outside the contract (the reference gives NaN there).
@@ -338,27 +340,21 @@ inline float prob_of(float v, float m, float inv) {
 #endif
 }
 
-// Pass 3: p = e * (1/Z) in place; head_sum / head_max of the row (the first head initialises
-// them); keys with p >= pth go to the top-k (pth >= FLT_MIN, so p = 0 never does: with FTZ a
+// Pass 3: p = e * (1/Z) in place, added into head_sum and maxed into head_max (the caller's
+// accumulators, so no c x kk temporary is written and read again); keys with p >= pth go to the top-k (pth >= FLT_MIN, so p = 0 never does: with FTZ a
 // probability is 0 or normal). The hot loop only notes, branch-free, the lane masks of the
 // pairs of vectors that hold a candidate (typically about k); those keys are pushed after it.
 #ifdef ATTNLENS_AVX2
-template <bool kFirst>
 inline __m256 normalise8(float* s, float* hs, float* hm, int64_t j, __m256 vinv) {
   const __m256 p = _mm256_mul_ps(_mm256_loadu_ps(s + j), vinv);
   _mm256_storeu_ps(s + j, p);
-  if (kFirst) {
-    _mm256_storeu_ps(hs + j, p);
-    _mm256_storeu_ps(hm + j, p);
-  } else {
-    _mm256_storeu_ps(hs + j, _mm256_add_ps(_mm256_loadu_ps(hs + j), p));
-    _mm256_storeu_ps(hm + j, _mm256_max_ps(_mm256_loadu_ps(hm + j), p));
-  }
+  _mm256_storeu_ps(hs + j, _mm256_add_ps(_mm256_loadu_ps(hs + j), p));
+  _mm256_storeu_ps(hm + j, _mm256_max_ps(_mm256_loadu_ps(hm + j), p));
   return p;
 }
 #endif
 
-template <bool kFirst, bool kTopK>
+template <bool kTopK>
 inline void normalise_pass(float* s, int64_t kk, float inv, float* hs, float* hm, float pth, TopK& tk,
                            uint64_t* hits) {
   int64_t j = 0;
@@ -367,8 +363,8 @@ inline void normalise_pass(float* s, int64_t kk, float inv, float* hs, float* hm
   const __m256 vinv = _mm256_set1_ps(inv);
   const __m256 vth = _mm256_set1_ps(pth);
   for (; j + 16 <= kk; j += 16) {
-    const __m256 p0 = normalise8<kFirst>(s, hs, hm, j, vinv);
-    const __m256 p1 = normalise8<kFirst>(s, hs, hm, j + 8, vinv);
+    const __m256 p0 = normalise8(s, hs, hm, j, vinv);
+    const __m256 p1 = normalise8(s, hs, hm, j + 8, vinv);
     if (kTopK) {
       const uint64_t mask = static_cast<uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(p0, vth, _CMP_GE_OQ))) |
                             (static_cast<uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(p1, vth, _CMP_GE_OQ))) << 8);
@@ -377,7 +373,7 @@ inline void normalise_pass(float* s, int64_t kk, float inv, float* hs, float* hm
     }
   }
   for (; j + 8 <= kk; j += 8) {
-    const __m256 p = normalise8<kFirst>(s, hs, hm, j, vinv);
+    const __m256 p = normalise8(s, hs, hm, j, vinv);
     if (kTopK) {
       const uint64_t mask = static_cast<uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(p, vth, _CMP_GE_OQ)));
       hits[nhits] = (static_cast<uint64_t>(j) << 16) | mask;
@@ -401,28 +397,29 @@ inline void normalise_pass(float* s, int64_t kk, float inv, float* hs, float* hm
   for (; j < kk; ++j) {
     const float p = s[j] * inv;
     s[j] = p;
-    if (kFirst) {
-      hs[j] = p;
-      hm[j] = p;
-    } else {
-      hs[j] += p;
-      hm[j] = std::max(hm[j], p);
-    }
+    hs[j] += p;
+    hm[j] = std::max(hm[j], p);
     if (kTopK && p >= pth) tk.push(p, j);
   }
 }
 
-template <bool kFirst>
 inline void normalise_pass(float* s, int64_t kk, float inv, float* hs, float* hm, float pth, TopK& tk,
                            uint64_t* hits) {
   if (tk.k > 0)
-    normalise_pass<kFirst, true>(s, kk, inv, hs, hm, pth, tk, hits);
+    normalise_pass<true>(s, kk, inv, hs, hm, pth, tk, hits);
   else
-    normalise_pass<kFirst, false>(s, kk, inv, hs, hm, pth, tk, hits);
+    normalise_pass<false>(s, kk, inv, hs, hm, pth, tk, hits);
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>
-softmax_stats(const at::Tensor& scores, const at::Tensor& row_positions, int64_t key_offset, int64_t k) {
+inline void check_accumulator(const at::Tensor& t, const char* name, int64_t c, int64_t kk) {
+  TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kFloat && t.dim() == 2 && t.size(0) == c &&
+                  t.size(1) == kk && (t.stride(1) == 1 || kk == 1),
+              "softmax_stats: ", name, " must be a float32 CPU [c, kk] tensor with contiguous keys");
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>
+softmax_stats(const at::Tensor& scores, const at::Tensor& row_positions, int64_t key_offset, int64_t k,
+              const at::Tensor& head_sum, const at::Tensor& head_max) {
   TORCH_CHECK(scores.device().is_cpu(), "softmax_stats: scores must be on the CPU");
   TORCH_CHECK(scores.scalar_type() == at::kFloat, "softmax_stats: scores must be float32");
   TORCH_CHECK(scores.dim() == 3, "softmax_stats: scores must be [H, c, kk]");
@@ -434,6 +431,8 @@ softmax_stats(const at::Tensor& scores, const at::Tensor& row_positions, int64_t
                   row_positions.dim() == 1 && row_positions.size(0) == c,
               "softmax_stats: row_positions must be int64 [c] on the CPU");
   const at::Tensor rows = row_positions.contiguous();
+  check_accumulator(head_sum, "head_sum", c, kk);
+  check_accumulator(head_max, "head_max", c, kk);
 
   const auto fopt = scores.options();
   at::Tensor entropy = at::empty({heads, c}, fopt);
@@ -442,13 +441,7 @@ softmax_stats(const at::Tensor& scores, const at::Tensor& row_positions, int64_t
   at::Tensor prev = at::empty({heads, c}, fopt);
   at::Tensor topk_values = at::empty({heads, c, k}, fopt);
   at::Tensor topk_indices = at::empty({heads, c, k}, fopt.dtype(at::kLong));
-  at::Tensor head_sum = at::empty({c, kk}, fopt);
-  at::Tensor head_max = at::empty({c, kk}, fopt);
-  if (heads == 0 || c == 0) {
-    head_sum.zero_();
-    head_max.zero_();
-    return {entropy, distance, sink, prev, topk_values, topk_indices, head_sum, head_max};
-  }
+  if (heads == 0 || c == 0) return {entropy, distance, sink, prev, topk_values, topk_indices};
 
   float* const sp = scores.data_ptr<float>();
   const int64_t* const pos = rows.data_ptr<int64_t>();
@@ -460,6 +453,7 @@ softmax_stats(const at::Tensor& scores, const at::Tensor& row_positions, int64_t
   int64_t* const ti_p = topk_indices.data_ptr<int64_t>();
   float* const hs_p = head_sum.data_ptr<float>();
   float* const hm_p = head_max.data_ptr<float>();
+  const int64_t hs_row = head_sum.stride(0), hm_row = head_max.stride(0);
   const int64_t k_eff = std::min(k, kk);
   // About 32k scores per task at least, so tiny blocks do not pay for waking the pool.
   const int64_t grain = std::max<int64_t>(1, (32768 + heads * kk - 1) / (heads * kk));
@@ -475,8 +469,8 @@ softmax_stats(const at::Tensor& scores, const at::Tensor& row_positions, int64_t
     for (int64_t i = begin; i < end; ++i) {
       const int64_t rel = pos[i] - key_offset;  // the row's position relative to key 0
       const int64_t prev_local = rel - 1;
-      float* const hs = hs_p + i * kk;
-      float* const hm = hm_p + i * kk;
+      float* const hs = hs_p + i * hs_row;
+      float* const hm = hm_p + i * hm_row;
       for (int64_t h = 0; h < heads; ++h) {
         float* const s = sp + (h * c + i) * kk;
         const int64_t o = h * c + i;
@@ -486,12 +480,8 @@ softmax_stats(const at::Tensor& scores, const at::Tensor& row_positions, int64_t
         tk.idx = cand_idx.data();
         int64_t nblk = 0;
         const float m = max_pass(s, kk, plan, blk.data(), nblk);
-        if (!std::isfinite(m)) {  // no attended key (all -inf): zeros everywhere
+        if (!std::isfinite(m)) {  // no attended key (all -inf): zeros everywhere, nothing to add
           std::memset(s, 0, sizeof(float) * kk);
-          if (h == 0) {
-            std::memset(hs, 0, sizeof(float) * kk);
-            std::memset(hm, 0, sizeof(float) * kk);
-          }
           ent_p[o] = 0.f;
           dist_p[o] = 0.f;
         } else {
@@ -503,10 +493,7 @@ softmax_stats(const at::Tensor& scores, const at::Tensor& row_positions, int64_t
           // by an ulp, and a key scoring >= t must never fall below the threshold. 0 when
           // t = -inf (or its p underflows): then every p > 0 is a candidate.
           const float pth = std::max(prob_of(t, m, inv) * (1.0f - 1e-6f), std::numeric_limits<float>::min());
-          if (h == 0)
-            normalise_pass<true>(s, kk, inv, hs, hm, pth, tk, hits.data());
-          else
-            normalise_pass<false>(s, kk, inv, hs, hm, pth, tk, hits.data());
+          normalise_pass(s, kk, inv, hs, hm, pth, tk, hits.data());
           const double ent = std::log(sums.z) - sums.a / sums.z;
           ent_p[o] = static_cast<float>(std::max(ent, 0.0));
           dist_p[o] = static_cast<float>(sums.d / sums.z);
@@ -539,7 +526,7 @@ softmax_stats(const at::Tensor& scores, const at::Tensor& row_positions, int64_t
       }
     }
   });
-  return {entropy, distance, sink, prev, topk_values, topk_indices, head_sum, head_max};
+  return {entropy, distance, sink, prev, topk_values, topk_indices};
 }
 
 // The kernel's exp on a float32 tensor (for tests of its accuracy).
@@ -576,8 +563,8 @@ std::string simd() {
 
 ATTNLENS_LIBRARY(TORCH_EXTENSION_NAME, m) {
   m.def(
-      "softmax_stats(Tensor(a!) scores, Tensor row_positions, int key_offset, int k) -> "
-      "(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
+      "softmax_stats(Tensor(a!) scores, Tensor row_positions, int key_offset, int k, Tensor(b!) head_sum, "
+      "Tensor(c!) head_max) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
   m.def("exp(Tensor x) -> Tensor");
   m.def("simd() -> str", &attnlens::simd);
 }

@@ -34,18 +34,32 @@ class BlockStats:
     prev: torch.Tensor  # Float[H c]      p_i,i-1 (0 when i-1 is outside the keys)
     topk_values: torch.Tensor  # Float[H c k]  descending
     topk_indices: torch.Tensor  # Long[H c k]  absolute key positions
-    head_sum: torch.Tensor  # Float[c kk]  sum over heads of p
-    head_max: torch.Tensor  # Float[c kk]  max over heads of p
+    head_sum: torch.Tensor  # Float[c kk]  sum over heads of p, added into the accumulator passed (or zeros)
+    head_max: torch.Tensor  # Float[c kk]  max over heads of p, maxed into the accumulator passed (or zeros)
 
 
-def softmax_stats_torch(scores: torch.Tensor, row_positions: torch.Tensor, key_offset: int, k: int) -> BlockStats:
+def _accumulators(scores: torch.Tensor, head_sum, head_max) -> tuple[torch.Tensor, torch.Tensor]:
+    c, kk = scores.shape[1:]
+    return (
+        scores.new_zeros(c, kk) if head_sum is None else head_sum,
+        scores.new_zeros(c, kk) if head_max is None else head_max,
+    )
+
+
+def softmax_stats_torch(
+    scores: torch.Tensor, row_positions: torch.Tensor, key_offset: int, k: int,
+    head_sum: torch.Tensor | None = None, head_max: torch.Tensor | None = None,
+) -> BlockStats:
     """Reference backend.
 
     scores: Float[H c kk], already scaled and masked (-inf where a key is not attended);
     overwritten with the probabilities. A row with no attended key becomes all zeros.
     row_positions: Long[c], the absolute position of each query row.
     key_offset: absolute position of key 0 of the block.
+    head_sum, head_max: Float[c kk] accumulators (views into the capture's n x n arrays) that the
+    sum and the max over heads are added / maxed into in place; None: fresh zeros.
     """
+    head_sum, head_max = _accumulators(scores, head_sum, head_max)
     heads, c, kk = scores.shape
     row_max = scores.amax(-1, keepdim=True)
     row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
@@ -75,8 +89,8 @@ def softmax_stats_torch(scores: torch.Tensor, row_positions: torch.Tensor, key_o
         prev=prev,
         topk_values=topk_values,
         topk_indices=topk_local + key_offset,
-        head_sum=probs.sum(0),
-        head_max=probs.amax(0),
+        head_sum=head_sum.add_(probs.sum(0)),
+        head_max=torch.maximum(head_max, probs.amax(0), out=head_max),
     )
 
 
@@ -192,27 +206,36 @@ def fused_ops(name: str = FUSED_NAME, simd: bool = True):
     return ops
 
 
-def _fused_handles(scores: torch.Tensor) -> bool:
+def _fused_handles(scores: torch.Tensor, head_sum: torch.Tensor, head_max: torch.Tensor) -> bool:
     return (
         scores.device.type == "cpu"
         and scores.dtype == torch.float32
         and scores.dim() == 3
         and scores.shape[-1] > 0
         and scores.is_contiguous()
+        and all(
+            a.device.type == "cpu" and a.dtype == torch.float32 and (a.stride(-1) == 1 or a.shape[-1] == 1)
+            for a in (head_sum, head_max)
+        )
     )
 
 
-def softmax_stats_fused(scores: torch.Tensor, row_positions: torch.Tensor, key_offset: int, k: int) -> BlockStats:
-    """Compiled backend (same contract as softmax_stats_torch).
+def softmax_stats_fused(
+    scores: torch.Tensor, row_positions: torch.Tensor, key_offset: int, k: int,
+    head_sum: torch.Tensor | None = None, head_max: torch.Tensor | None = None, ops=None,
+) -> BlockStats:
+    """Compiled backend (same contract as softmax_stats_torch); `ops`: another build of the
+    kernel (tests run the scalar one), else the default.
 
     Inputs the kernel does not handle (not CPU float32 contiguous [H c kk], e.g. CUDA tensors)
     go to the torch reference, so a capture that resolved to "fused" still runs anywhere.
     """
-    ops = fused_ops()
-    if not _fused_handles(scores):
-        return softmax_stats_torch(scores, row_positions, key_offset, k)
+    ops = ops or fused_ops()
+    head_sum, head_max = _accumulators(scores, head_sum, head_max)
+    if not _fused_handles(scores, head_sum, head_max):
+        return softmax_stats_torch(scores, row_positions, key_offset, k, head_sum, head_max)
     rows = row_positions.to(device="cpu", dtype=torch.long)
-    return BlockStats(*ops.softmax_stats(scores, rows, int(key_offset), int(k)))
+    return BlockStats(*ops.softmax_stats(scores, rows, int(key_offset), int(k), head_sum, head_max), head_sum, head_max)
 
 
 BACKENDS: dict[str, Callable[..., BlockStats]] = {
@@ -231,7 +254,9 @@ def resolve_backend(backend: str = "auto") -> str:
 
 
 def softmax_stats(
-    scores: torch.Tensor, row_positions: torch.Tensor, key_offset: int, k: int, backend: str = "auto"
+    scores: torch.Tensor, row_positions: torch.Tensor, key_offset: int, k: int, backend: str = "auto",
+    head_sum: torch.Tensor | None = None, head_max: torch.Tensor | None = None,
 ) -> BlockStats:
-    """Probabilities in place + statistics. backend: "auto" (fused when it builds, else torch), "fused", "torch"."""
-    return BACKENDS[resolve_backend(backend)](scores, row_positions, key_offset, k)
+    """Probabilities in place + statistics, the sum and max over heads added / maxed into `head_sum`
+    / `head_max` when given. backend: "auto" (fused when it builds, else torch), "fused", "torch"."""
+    return BACKENDS[resolve_backend(backend)](scores, row_positions, key_offset, k, head_sum, head_max)

@@ -10,7 +10,10 @@ alone belong to no word. Template, BOS and answer tokens are never part of a wor
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
+
+import torch
 
 from attnlens.extraction.record import Generation
 
@@ -34,10 +37,16 @@ def user_words(generation: Generation) -> list[Word]:
         return []
     lo, hi = user[0].start, max(t.end for t in user)
     spans = [(lo + m.start(), lo + m.end()) for m in _WORD.finditer(text[lo:hi])]
+    ends = [s[1] for s in spans]  # spans are disjoint and in order, so their ends ascend too
     # Group the spans that share a token (union over a chain of overlaps, in text order).
     groups: list[tuple[int, int, list[int]]] = []  # (start, end, tokens)
     for token in user:
-        hit = [s for s in spans if s[0] < token.end and token.start < s[1]]
+        first = bisect_right(ends, token.start)  # the first span ending after the token starts
+        hit = []
+        for s in spans[first:]:
+            if s[0] >= token.end:
+                break
+            hit.append(s)
         if not hit:
             continue  # whitespace only
         start, end = min(s[0] for s in hit), max(s[1] for s in hit)
@@ -49,10 +58,11 @@ def user_words(generation: Generation) -> list[Word]:
     return [Word(i, tuple(tokens), text[s:e], s, e) for i, (s, e, tokens) in enumerate(groups)]
 
 
-def word_of_token(words: list[Word], n_tokens: int) -> list[int]:
-    """For each token of the record: the index of its word, or -1 (template, sink, answer, whitespace)."""
-    owner = [-1] * n_tokens
-    for w in words:
-        for t in w.tokens:
-            owner[t] = w.index
-    return owner
+def sum_over_words(words: list[Word], x: torch.Tensor, dim: int) -> torch.Tensor:
+    """x summed over each word's tokens along `dim` (size n tokens becomes size W words): one
+    index_add, so a word matrix at 4096 tokens (about 3000 words) takes about 0.1 s."""
+    tokens = torch.tensor([t for w in words for t in w.tokens], dtype=torch.long)
+    owner = torch.repeat_interleave(torch.arange(len(words)), torch.tensor([len(w.tokens) for w in words], dtype=torch.long))
+    shape = list(x.shape)
+    shape[dim] = len(words)
+    return x.new_zeros(shape).index_add_(dim, owner, x.index_select(dim, tokens))

@@ -513,7 +513,7 @@ def study_export(
     out.print(f"{count} ratings from {db} written to {out_file}")
 
 
-BENCHMARKS = ("extraction", "clustering", "explain", "evaluate", "faithfulness", "annotate", "tools")
+BENCHMARKS = ("extraction", "clustering", "explain", "evaluate", "faithfulness", "annotate", "ui", "tools")
 
 
 # --help is the benchmark's own: `attnlens bench NAME --help` shows that benchmark's options.

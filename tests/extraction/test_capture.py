@@ -105,7 +105,10 @@ def test_gemma_sliding_window_shorter_than_input(gemma):
     # values (1.15e-5 was measured once).
     truth = eager_attention(copy.deepcopy(gemma.model).double(), gen.token_ids)
     assert_matches_eager(record.arrays, truth.float(), 8, tol=2 * TOL)
-    assert_matches_eager(record.arrays, attn, 8, tol=2 * TOL)
+    # against float32 eager: the capture's distance from the truth plus eager's own (the capture's
+    # block size sets its matmuls' shapes and so its rounding: 2.01e-5 measured with 16 MB blocks)
+    eager_error = (attn - truth.float()).abs().max().item()
+    assert_matches_eager(record.arrays, attn, 8, tol=2 * TOL + eager_error)
 
 
 @pytest.mark.slow

@@ -193,7 +193,7 @@ def test_exp_accuracy(fused_ops, scalar_ops):
 
 
 def test_scalar_build_matches_torch(scalar_ops):
-    fused = lambda s, r, o, k: BlockStats(*scalar_ops.softmax_stats(s, r, o, k))  # noqa: E731
+    fused = lambda s, r, o, k: kernels.softmax_stats_fused(s, r, o, k, ops=scalar_ops)  # noqa: E731
     for mi, mask in enumerate(MASKS):
         for heads, c, kk in ((1, 1, 1), (4, 7, 5), (9, 64, 300), (3, 16, 2048)):
             for key_offset in (0, 37):
@@ -202,6 +202,24 @@ def test_scalar_build_matches_torch(scalar_ops):
                     case = f"scalar H={heads} c={c} kk={kk} k={k} offset={key_offset} mask={mask}"
                     ref_probs, ref, probs, out = run_both(scores, rows, key_offset, k, fused)
                     check_equal(case, ref_probs, ref, probs, out, key_offset, k)
+
+
+@pytest.mark.parametrize("backend", ["torch", "fused"])
+def test_sum_and_max_go_into_the_callers_accumulators(fused_ops, backend):
+    """As the capture calls it: views into n x n arrays that already hold earlier heads' and
+    layers' values; the block's sum over heads is added and its max taken, nothing else moves."""
+    scores, rows = make_block(9, 16, 300, 40, "random", seed=21)
+    g = torch.Generator().manual_seed(22)
+    total, peak = torch.rand(400, 400, generator=g), torch.rand(400, 400, generator=g) * 0.5
+    before_total, before_peak = total.clone(), peak.clone()
+    view = (slice(100, 116), slice(40, 340))
+    probs = scores.clone()
+    out = softmax_stats(probs, rows, 40, 8, backend=backend, head_sum=total[view], head_max=peak[view])
+    expected_total, expected_peak = before_total.clone(), before_peak.clone()
+    expected_total[view] += probs.sum(0)
+    expected_peak[view] = torch.maximum(expected_peak[view], probs.amax(0))
+    assert (total - expected_total).abs().max() <= TOL and torch.equal(peak, expected_peak)
+    assert out.head_sum.data_ptr() == total[view].data_ptr()  # the caller's memory, no copy
 
 
 def test_large_k_and_ties(fused_ops):

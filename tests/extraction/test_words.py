@@ -3,7 +3,9 @@
 import pytest
 
 from attnlens.extraction.record import Generation, Token
-from attnlens.extraction.words import user_words, word_of_token
+import torch
+
+from attnlens.extraction.words import sum_over_words, user_words
 
 
 def generation(pieces: list[tuple[str, str]]) -> Generation:
@@ -26,7 +28,10 @@ def test_pieces_of_a_word_are_one_word_and_the_template_is_none():
     words = user_words(g)
     assert [w.text for w in words] == ["Shakespeare's", "play", "?"]
     assert [w.tokens for w in words] == [(1, 2, 3, 4, 5), (6,), (7,)]  # whitespace-only "\n\n" is in no word
-    assert word_of_token(words, len(g.tokens)) == [-1, 0, 0, 0, 0, 0, 1, 2, -1, -1, -1]
+    values = torch.arange(11.0)
+    assert sum_over_words(words, values, 0).tolist() == [1 + 2 + 3 + 4 + 5, 6, 7]
+    square = values[:, None] * 100 + values[None, :]  # row i, column j: 100 i + j
+    assert sum_over_words(words, sum_over_words(words, square, 0), 1)[0, 1].item() == 100 * 15 + 5 * 6
 
 
 def test_a_token_that_spans_two_words_joins_them():

@@ -123,6 +123,32 @@ def test_chat_why_views_and_study(page, server):
 
 
 @pytest.mark.browser
+def test_a_waiting_user_sees_their_place_in_the_queue(browser, server):
+    """Two sessions: while one's explanation runs, the other's question waits, and its page says
+    where it stands ("queue: 1/1") until the model is free; then it gets its answer."""
+    contexts, pages = [], []
+    for _ in range(2):
+        contexts.append(browser.new_context(viewport={"width": 1400, "height": 1000}))
+        pages.append(contexts[-1].new_page())
+        pages[-1].goto(server.url)
+        pages[-1].wait_for_selector("#question textarea")
+    first, second = pages
+    try:
+        ask(first, "Name a large animal.", 2)
+        first.locator("#why").click()  # several seconds of model work: the LLM writes rationales
+        box = second.locator("#question textarea")  # asks at once, without waiting for the reply
+        box.fill("What is 2 + 2?")
+        box.press("Enter")
+        second.wait_for_function("() => /queue: \\d+\\/\\d+/.test(document.body.innerText)", timeout=60_000)
+        second.wait_for_function("() => document.querySelectorAll('#chat .al-msg').length >= 2", timeout=180_000)
+        assert messages(second)[1].strip()
+        first.wait_for_selector("#chat .al-clusters li", timeout=180_000)
+    finally:
+        for context in contexts:
+            context.close()
+
+
+@pytest.mark.browser
 def test_long_prompt_payload_and_xss_probe(page, smollm):
     facts = (
         "The old harbour town of Linwick has a lighthouse, a fish market, a library and a small museum. "

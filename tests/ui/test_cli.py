@@ -89,7 +89,9 @@ def test_help_is_the_commands_own():
     bench = run("bench", "extraction", "--help")
     assert bench.returncode == 0 and "usage: attnlens bench extraction" in bench.stdout and "--json" in bench.stdout
     overview = run("bench", "--help")
-    assert overview.returncode == 0 and "each: attnlens bench NAME --help" in overview.stdout
+    assert overview.returncode == 0 and "each: attnlens bench NAME --help" in overview.stdout and "ui" in overview.stdout
+    ui = run("bench", "ui", "--clients", "0")
+    assert ui.returncode == 2 and "--clients must be between 1 and 64" in ui.stderr and "Traceback" not in ui.stderr
     explain = run("explain", "--help")
     assert "--prompt-file" in explain.stdout and "docs/json.md" in explain.stdout
 

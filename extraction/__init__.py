@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 _LAZY = {
     "CaptureConfig": "attention", "capture": "attention", "capture_ids": "attention",
-    "encode": "generation", "generate": "generation", "generate_batch": "generation",
+    "encode": "generation", "generate": "generation", "generate_batch": "generation", "Frame": "generation",
+    "FRAMES": "generation", "PLAIN_FRAME": "generation",
     "LoadedModel": "loading", "load_model": "loading", "wrap": "loading",
     "BUNDLED": "models", "DEFAULT_MODEL": "models", "ModelSpec": "models", "cache_root": "models", "fetch": "models",
     "resolve_model": "models",
@@ -25,9 +26,12 @@ __all__ = [
     "BUNDLED",
     "CaptureConfig",
     "DEFAULT_MODEL",
+    "FRAMES",
+    "Frame",
     "Generation",
     "LoadedModel",
     "ModelSpec",
+    "PLAIN_FRAME",
     "Token",
     "cache_root",
     "capture",
@@ -43,7 +47,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from attnlens.extraction.attention import CaptureConfig, capture, capture_ids
-    from attnlens.extraction.generation import encode, generate, generate_batch
+    from attnlens.extraction.generation import FRAMES, PLAIN_FRAME, Frame, encode, generate, generate_batch
     from attnlens.extraction.loading import LoadedModel, load_model, wrap
     from attnlens.extraction.models import BUNDLED, DEFAULT_MODEL, ModelSpec, cache_root, fetch, resolve_model
     from attnlens.extraction.record import ARRAYS, ArchitectureInfo, AttentionRecord, Generation, Token

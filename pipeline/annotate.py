@@ -15,6 +15,10 @@ the writer loaded. A worker saves its explanations and writes its rows as a Parq
 (RUN/parts/); the driver folds each part into annotations.parquet as it arrives, and a part left
 by a killed driver is folded in by the next run, so the table ends the same as a single-process
 run's (the stages are deterministic) and resumes the same way.
+
+`frame` is how the cases are put to the models: "chat" (a chat model through its chat template,
+a base model in the plain question/answer frame) or "plain" (every model in the plain frame, so
+chat and base models read the same text; `prompt_frame` in each row says which).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -40,6 +45,7 @@ from attnlens.agent.graph import prompt_versions
 from attnlens.errors import InputError
 from attnlens.evaluation.cases import Case, check_answer, load_cases
 from attnlens.evaluation.head_weights import split_cases
+from attnlens.extraction.generation import PLAIN_FRAME
 from attnlens.extraction.models import BUNDLED
 from attnlens.pipeline import distributed
 from attnlens.pipeline.distributed import DEFAULT_BATCH_SIZE, RayConfig
@@ -49,8 +55,8 @@ from attnlens.pipeline.explanation import Explanation
 RUN_FILE = "run.json"
 TABLE_FILE = "annotations.parquet"
 PARTS_DIR = "parts"  # rows written by Ray workers, not yet folded into the table
-# Base models (no chat template) get the case file's question/answer frame (see data/README.md).
-BASE_FRAME = "Q: {prompt}\nA:"
+RunFrame = Literal["chat", "plain"]
+RUN_FRAMES: tuple[str, ...] = ("chat", "plain")
 SCORES = ("comprehensiveness", "sufficiency", "random_comprehensiveness", "grounding", "answer_probability")
 STAGES = ("generate", "extract", "cluster", "evaluate", "agent", "save")
 # Means over layers and heads of the record's per-head statistics (extraction.ARRAYS).
@@ -62,7 +68,7 @@ ATTENTION_STATS = {
     "attn_topk_mass": "head_topk_mass",
 }
 # Settings that change what a row contains: a resumed run must use the same ones.
-RESUME_KEYS = ("max_new_tokens", "backend", "agent_model", "max_llm_clusters", "base_frame")
+RESUME_KEYS = ("max_new_tokens", "backend", "agent_model", "max_llm_clusters", "frame", "plain_frame")
 
 ROW_SCHEMA = pa.schema(
     [
@@ -385,6 +391,7 @@ def annotate(
     agent_model: str = DEFAULT_AGENT_MODEL,
     max_llm_clusters: int = 4,
     retry_errors: bool = False,
+    frame: RunFrame = "chat",
     ray: RayConfig | None = None,
     progress: Callable[[str, int, int, str], None] | None = None,
 ) -> list[ModelSummary]:
@@ -393,6 +400,8 @@ def annotate(
     goes on."""
     if batch_size < 1:
         raise InputError("the batch size must be at least 1")
+    if frame not in RUN_FRAMES:
+        raise InputError(f"unknown frame {frame!r}; choose {' or '.join(RUN_FRAMES)}")
     if ray is not None and not isinstance(backend, str):
         raise InputError("with --ray each worker starts its own writer: give the backend by name")
     cases, sha = read_dataset(dataset)
@@ -402,7 +411,8 @@ def annotate(
     backend_name = backend if isinstance(backend, str) else backend.name
     settings = {
         "max_new_tokens": max_new_tokens, "backend": backend_name, "agent_model": agent_model,
-        "max_llm_clusters": max_llm_clusters, "batch_size": batch_size, "base_frame": BASE_FRAME,
+        "max_llm_clusters": max_llm_clusters, "batch_size": batch_size, "frame": frame,
+        "plain_frame": PLAIN_FRAME,
     }
     meta = {
         "dataset": {"path": str(Path(dataset).resolve()), "sha256": sha, "cases": len(cases)},
@@ -436,7 +446,6 @@ def annotate(
                         # a finished run resumes at once, and a templates-only run never starts an engine
                         agent_backend = get_backend(backend, model=agent_model) if isinstance(backend, str) else backend
                     explainer = Explainer(model, agent_backend, agent_model=agent_model, max_llm_clusters=max_llm_clusters)
-                    frame = "chat_template" if explainer.lm.has_chat_template else BASE_FRAME
                     for i in range(0, len(pending), batch_size):
                         batch = pending[i : i + batch_size]
                         finished = skipped + done
@@ -455,12 +464,15 @@ def annotate(
 
 
 def _run_batch(
-    explainer: Explainer, store: RunStore, model: str, frame: str, batch: list[Case], max_new_tokens: int,
+    explainer: Explainer, store: RunStore, model: str, run_frame: RunFrame, batch: list[Case], max_new_tokens: int,
     step: Callable[[str], None],
 ) -> list[dict]:
     """Explain one batch (one agent run for all of it), save each explanation, return the rows."""
-    prompts = [c.prompt if frame == "chat_template" else frame.format(prompt=c.prompt) for c in batch]
-    results = explainer.explain_batch(prompts, max_new_tokens=max_new_tokens, progress=step)
+    chat = run_frame == "chat" and explainer.lm.has_chat_template
+    frame = "chat_template" if chat else PLAIN_FRAME  # the rows' prompt_frame
+    results = explainer.explain_batch(
+        [c.prompt for c in batch], max_new_tokens=max_new_tokens, frame="auto" if chat else "plain", progress=step
+    )
     rows = []
     step("save")
     for case, result in zip(batch, results):
@@ -492,13 +504,13 @@ class AnnotateWorker:
             model, backend, agent_model=settings["agent_model"], max_llm_clusters=settings["max_llm_clusters"]
         )
         self.name = model_name(model)
-        self.frame = "chat_template" if self.explainer.lm.has_chat_template else BASE_FRAME
 
     def run(self, cases: list[dict]) -> tuple[str, int]:
         """Explain one batch, save its explanations, write its rows as a part: (the part, rows with errors)."""
         batch = [Case(**c) for c in cases]
         rows = _run_batch(
-            self.explainer, self.store, self.name, self.frame, batch, self.settings["max_new_tokens"], lambda stage: None
+            self.explainer, self.store, self.name, self.settings["frame"], batch, self.settings["max_new_tokens"],
+            lambda stage: None,
         )
         return self.store.write_part(rows), sum(r["error"] is not None for r in rows)
 

@@ -17,7 +17,9 @@ from attnlens.agent.graph import AgentResult, RationaleAgent
 from attnlens.clustering import ClusterConfig, Clustering, cluster
 from attnlens.errors import InputError
 from attnlens.evaluation.faithfulness import FaithfulnessReport, verify_clusters
-from attnlens.extraction import AttentionRecord, CaptureConfig, Generation, capture, generate, generate_batch, load_model
+from attnlens.extraction import (
+    AttentionRecord, CaptureConfig, Frame, Generation, capture, generate, generate_batch, load_model,
+)
 from attnlens.extraction.loading import LoadedModel
 from attnlens.extraction.models import DEFAULT_MODEL, ModelSpec, resolve_model
 from attnlens.extraction.words import user_words
@@ -91,11 +93,12 @@ class Explainer:
         max_new_tokens: int = 32,
         seed: int | None = None,
         truncate: bool = False,
+        frame: Frame = "auto",
         progress: Callable[[str], None] | None = None,
     ) -> Explanation:
         """Explain one answer: the batch of one. A failure raises (InputError for bad input)."""
         [result] = self.explain_batch(
-            [prompt], max_new_tokens=max_new_tokens, seed=seed, truncate=truncate, progress=progress
+            [prompt], max_new_tokens=max_new_tokens, seed=seed, truncate=truncate, frame=frame, progress=progress
         )
         if isinstance(result, Exception):
             raise result
@@ -108,20 +111,22 @@ class Explainer:
         max_new_tokens: int = 32,
         seed: int | None = None,
         truncate: bool = False,
+        frame: Frame = "auto",
         progress: Callable[[str], None] | None = None,
     ) -> list[Explanation | Exception]:
         """Explain many answers: their greedy answers in one batched call (sampled ones one by one),
         the other deterministic stages per prompt, then ONE agent run over the clusters of all of
         them (each LLM step is one backend call for the whole batch). A prompt that fails gives its
         exception in its place and the others go on. `timings["generate"]` and `timings["agent"]`
-        are each case's share of the batched call and run."""
+        are each case's share of the batched call and run. `frame`: how the prompt is put to the
+        model (extraction.Frame: the chat template where there is one, or the plain Q/A frame)."""
         step = progress or (lambda stage: None)
         step("generate")
         started = time.perf_counter()
         if seed is None and len(prompts) > 1:  # greedy answers: one batched call
-            generations = generate_batch(self.lm, prompts, max_new_tokens=max_new_tokens, truncate=truncate)
+            generations = generate_batch(self.lm, prompts, max_new_tokens=max_new_tokens, truncate=truncate, frame=frame)
         else:
-            generations = [self._generate(p, max_new_tokens, seed, truncate) for p in prompts]
+            generations = [self._generate(p, max_new_tokens, seed, truncate, frame) for p in prompts]
         generate_seconds = (time.perf_counter() - started) / len(prompts)
         prepared: list[_Prepared | Exception] = []
         for i, gen in enumerate(generations):
@@ -138,9 +143,11 @@ class Explainer:
         results = iter(self.agent.run_batch([p.facts[: self.max_llm_clusters] for p in ready]))
         return [p if isinstance(p, Exception) else self._finish(p, next(results)) for p in prepared]
 
-    def _generate(self, prompt: str, max_new_tokens: int, seed: int | None, truncate: bool) -> Generation | Exception:
+    def _generate(
+        self, prompt: str, max_new_tokens: int, seed: int | None, truncate: bool, frame: Frame
+    ) -> Generation | Exception:
         try:
-            return generate(self.lm, prompt, max_new_tokens=max_new_tokens, seed=seed, truncate=truncate)
+            return generate(self.lm, prompt, max_new_tokens=max_new_tokens, seed=seed, truncate=truncate, frame=frame)
         except Exception as exc:  # noqa: BLE001 - one bad case must not stop the batch
             return exc
 

@@ -194,14 +194,18 @@ def explain(
     server_url: str | None = typer.Option(None, help="an existing vLLM server (with --backend vllm-server)"),
     seed: int | None = typer.Option(None, help="sample the answer with this seed (default: greedy)"),
     truncate: bool = typer.Option(False, help="cut an over-long prompt from the left instead of failing"),
+    frame: str = typer.Option("auto", help='auto: the chat template where the model has one; plain: "Q: ...\\nA:" for any model'),
     out_dir: Path | None = typer.Option(None, "--out", help="also save the explanation (JSON + safetensors) here"),
     download: bool = typer.Option(False, help="allow downloading a hub id"),
     trust_remote_code: bool = typer.Option(False, help="run the model repository's own code (off by default)"),
 ) -> None:
     """Answer a question, then explain the answer from the model's attention."""
     from attnlens.agent.backends import get_backend  # deferred: heavy (the engines)
+    from attnlens.extraction import FRAMES
     from attnlens.pipeline.explainer import Explainer
 
+    if frame not in FRAMES:  # before any model loads
+        raise click.BadParameter(f"{frame!r}; choose {' or '.join(FRAMES)}", param_hint="--frame")
     prompt = read_prompt(prompt, prompt_file)
     with contextlib.ExitStack() as stack:
         if as_json:  # whatever a library prints goes to stderr: stdout holds the one JSON object
@@ -211,7 +215,7 @@ def explain(
             stack.callback(agent_backend.close)
             explainer = Explainer(model, agent_backend, trust_remote_code=trust_remote_code, download=download)
             explanation = explainer.explain(
-                prompt, max_new_tokens=max_new_tokens, seed=seed, truncate=truncate,
+                prompt, max_new_tokens=max_new_tokens, seed=seed, truncate=truncate, frame=frame,
                 progress=lambda stage: status.update(f"{stage}..."),
             )
         if out_dir:
@@ -291,6 +295,9 @@ def annotate(
     agent_model: str = typer.Option(DEFAULT_AGENT_MODEL, help="the model that writes the rationales"),
     max_llm_clusters: int = typer.Option(4, min=0, help="clusters per case the LLM writes for (the rest: templates)"),
     retry_errors: bool = typer.Option(False, help="also recompute the cases whose row records an error"),
+    frame: str = typer.Option(
+        "chat", help='chat: chat models through their chat template, base models as "Q: ...\\nA:"; plain: every model as "Q: ...\\nA:"'
+    ),
     use_ray: bool = typer.Option(False, "--ray", help=RAY_HELP),
     address: str | None = typer.Option(None, "--address", help=ADDRESS_HELP),
     workers: int = typer.Option(2, "--workers", min=1, help=WORKERS_HELP),
@@ -328,7 +335,7 @@ def annotate(
         summaries = run_annotate(
             dataset, out_dir, model, limit=limit, sample=sample, split=split, batch_size=batch_size,
             max_new_tokens=max_new_tokens, backend=backend, agent_model=agent_model,
-            max_llm_clusters=max_llm_clusters, retry_errors=retry_errors, ray=ray, progress=progress,
+            max_llm_clusters=max_llm_clusters, retry_errors=retry_errors, frame=frame, ray=ray, progress=progress,
         )
     for s in summaries:
         out.print(

@@ -35,6 +35,33 @@ def test_base_model_without_chat_template_uses_plain_completion(gemma):
 
 
 @pytest.mark.parametrize("lm", ["smollm", "gemma"])
+def test_the_plain_frame_is_the_same_text_for_chat_and_base_models(lm, request):
+    """frame="plain": "Q: ...\\nA:" with no chat template; the frame's words are template tokens,
+    the prompt's (its first word too, whose token carries the frame's space) are the user's."""
+    model = request.getfixturevalue(lm)
+    prompt = "What is the capital of France?"
+    gen = generate(model, prompt, max_new_tokens=24, frame="plain")
+    assert gen.input_text == f"Q: {prompt}\nA:" and gen.prompt == prompt
+    assert gen.params["frame"] == "plain" and not gen.params["chat_template"]
+    user = [t for t in gen.tokens if t.segment == "user"]
+    assert "".join(t.text for t in user).strip() == prompt
+    assert all(t.segment == "template" for t in gen.tokens[: user[0].index])  # BOS (where there is one), "Q", ":"
+    assert "\nQ:" not in gen.answer
+    assert generate_batch(model, [prompt, "2 + 2 ="], max_new_tokens=24, frame="plain")[0] == gen
+
+
+def test_a_plain_answer_ends_where_the_model_asks_a_new_question(smollm):
+    from attnlens.extraction.generation import PLAIN_STOP, _cut_at
+
+    ids = smollm.tokenizer(" Paris.\nQ: What is the capital of Spain?\nA: Madrid", add_special_tokens=False)["input_ids"]
+    kept = _cut_at(smollm, ids, PLAIN_STOP)
+    assert smollm.tokenizer.decode(kept) == " Paris." and kept == ids[: len(kept)]
+    assert _cut_at(smollm, ids[: len(kept)], PLAIN_STOP) == kept  # nothing to cut
+    with pytest.raises(InputError, match="unknown frame"):
+        generate(smollm, "Hi", frame="chatty")
+
+
+@pytest.mark.parametrize("lm", ["smollm", "gemma"])
 def test_a_batch_gives_each_prompt_the_answer_it_gets_alone(lm, request):
     """Left padding changes nothing: prompts of different lengths, chat-rendered (SmolLM2) and plain
     (Gemma 3), get the same Generation in one batched call as one by one; a bad prompt gets its

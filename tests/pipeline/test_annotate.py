@@ -125,13 +125,33 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     store = RunStore(tmp_path / "run")
     meta = {"dataset": {"sha256": "x"}, "models": ["smollm2-135m"], "created": "t",
             "settings": {"max_new_tokens": 8, "backend": "transformers", "agent_model": "smollm2-135m",
-                         "max_llm_clusters": 0, "base_frame": "Q: {prompt}\nA:"}}
+                         "max_llm_clusters": 0, "frame": "chat", "plain_frame": "Q: {prompt}\nA:"}}
     with store.locked():
         store.settle(meta)
     with pytest.raises(InputError, match="different dataset"):
         annotate(dataset, tmp_path / "run", max_new_tokens=8, backend="transformers", max_llm_clusters=0)
     with store.locked(), pytest.raises(InputError, match="another attnlens annotate is writing"):
         annotate(dataset, tmp_path / "run", backend="transformers")  # one writer per run directory
+
+
+@pytest.mark.slow
+def test_the_plain_frame_run_and_its_resume(tmp_path):
+    """frame="plain" puts a chat model to "Q: ...\\nA:" too; a run resumes only with its own frame."""
+    from attnlens.extraction import PLAIN_FRAME
+
+    dataset, run = write_cases(tmp_path / "cases.jsonl"), tmp_path / "run"
+    with pytest.raises(InputError, match="unknown frame 'bogus'"):
+        annotate(dataset, run, limit=1, backend="transformers", max_llm_clusters=0, frame="bogus")
+    [summary] = annotate(dataset, run, limit=2, max_new_tokens=6, backend="transformers", max_llm_clusters=0,
+                         frame="plain")
+    assert summary.done == 2 and summary.errors == 0
+    for row in rows(run):
+        assert row["prompt_frame"] == PLAIN_FRAME
+        saved = Explanation.load(run / row["explanation_dir"])
+        assert saved.generation.input_text == PLAIN_FRAME.format(prompt=row["prompt"])
+        assert saved.generation.params["frame"] == "plain"
+    with pytest.raises(InputError, match="different frame"):
+        annotate(dataset, run, limit=2, max_new_tokens=6, backend="transformers", max_llm_clusters=0, frame="chat")
 
 
 # --------------------------------------------------------------------------- kill -9 and resume
@@ -213,8 +233,12 @@ def test_batches_share_agent_calls_on_vllm(vllm_backend, tmp_path):
         dataset, run, ["smollm2-135m", "gemma3-270m"], batch_size=4, max_new_tokens=8,
         backend=vllm_backend, max_llm_clusters=2,
     )
-    assert [(s.model, s.done, s.errors) for s in summaries] == [("smollm2-135m", 4, 1), ("gemma3-270m", 4, 1)]
+    # the over-long case fails on both; Gemma 3, in the plain frame, answers "Add 1467 and 953." with
+    # a new "Q:" at once, and an answer cut at its stop sequence is empty: nothing to explain
+    assert [(s.model, s.done, s.errors) for s in summaries] == [("smollm2-135m", 4, 1), ("gemma3-270m", 4, 2)]
     table = rows(run)
+    [empty] = [r for r in table if r["model"] == "gemma3-270m" and r["id"] == "reason-arith-001"]
+    assert "empty" in empty["error"]
     assert len({(r["id"], r["model"]) for r in table}) == len(table) == 8
     ok = [r for r in table if r["error"] is None]
     # one batch per model: at most draft + 3 critiques + 2 refines per agent run, and calls are
@@ -224,7 +248,8 @@ def test_batches_share_agent_calls_on_vllm(vllm_backend, tmp_path):
     assert all(r["llm_calls"] >= 1 and r["llm_tokens"] > 0 for r in ok)
     for r in ok:
         saved = json.loads((run / r["explanation_dir"] / "explanation.json").read_text())
-        assert saved["agent"]["batch_cases"] == 3 and saved["info"]["case"]["id"] == r["id"]
+        explained = sum(o["model"] == r["model"] for o in ok)  # the cases of the batch that reached the agent
+        assert saved["agent"]["batch_cases"] == explained and saved["info"]["case"]["id"] == r["id"]
         sent = [c for c in saved["agent_trace"]["rationales"].values() if c["sent_to_llm"]]
         assert len(sent) == min(2, r["n_clusters"])
         assert {h["cluster"] for h in saved["agent_trace"]["history"]} <= {c["id"] for c in saved["clusters"]}

@@ -41,6 +41,7 @@ def test_models_lists_the_bundled_models_with_source_size_and_licence():
         (["extract", "--model", "minilm-l6", "--prompt", "word " * 700, "--out", "x"], "reads at most 512"),
         (["bench", "nope"], "unknown benchmark"),
         (["extract", "--prompt", "hi", "--out", "x", "--rows", "a,b"], "comma-separated"),
+        (["explain", "--prompt", "hi", "--frame", "chatty"], "choose auto or plain"),
     ],
 )
 def test_bad_input_is_one_line_and_non_zero(args, message, tmp_path):

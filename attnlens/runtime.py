@@ -1,5 +1,6 @@
 """Process-wide settings in one place: telemetry off, quiet third-party logs, stdout kept clean,
-a graceful end on SIGTERM, and the torch thread count.
+a graceful end on SIGTERM, and the torch thread count; and the plumbing of a local server in a
+child process (a free port, waiting until it answers, stopping its process group).
 
 Nothing here imports a heavy library: the settings are environment variables and logger levels,
 read by each library when it is first imported (vLLM reads VLLM_LOGGING_LEVEL at import time, its
@@ -12,8 +13,12 @@ import contextlib
 import logging
 import os
 import signal
+import socket
+import subprocess
 import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 
 # No telemetry, ever. Each library reads its variable on import (or on first use).
@@ -94,3 +99,55 @@ def set_threads(threads: int | None) -> None:
         import torch  # deferred: heavy, and only needed when a count is given
 
         torch.set_num_threads(threads)
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_url(url: str, process: subprocess.Popen, timeout: float) -> str | None:
+    """Poll `url` until it answers with success; None when it did, else why not: the process exited
+    first, or `timeout` seconds passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            return f"exited with code {process.returncode} before it was up"
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - a local server only
+                return None
+        except OSError:  # refused, not listening yet, or an HTTP error status (urllib's are OSErrors)
+            pass
+        if time.monotonic() > deadline:
+            return f"did not come up within {timeout:.0f} s"
+        time.sleep(0.5)
+
+
+def stop_process_group(process: subprocess.Popen, grace: float = 30.0) -> None:
+    """SIGTERM to the process group of a child started with start_new_session=True (the server
+    and whatever it started, e.g. a vLLM engine core), SIGKILL for what is left after `grace` s."""
+    group = process.pid  # start_new_session=True: the group id is the child's pid
+    try:
+        os.killpg(group, signal.SIGTERM)
+    except ProcessLookupError:
+        process.poll()
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        process.poll()  # reap the child itself so it leaves the group
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
+        pass

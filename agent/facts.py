@@ -41,7 +41,7 @@ MAX_WORDS_SHOWN = 12  # the cluster's words the LLM sees and may quote
 MAX_QUESTION = 600  # characters of the question and the answer shown to the LLM
 MAX_ANSWER = 240
 
-NUMBER = re.compile(r"(?<![\w.])-?\d+(?:[.,]\d+)*")
+NUMBER = re.compile(r"(?<![\w.])-?\d+(?:,\d{3})*(?:\.\d+)?")  # "1,234.5"; "1.2.3.4" reads as 1.2
 LETTERS = re.compile(r"[^\W\d_]{3,}")
 _OPENING = re.compile(r"'[^']+'(?:(?:, | and )'[^']+')*")
 ANSWER_WORD = re.compile(r"[^\W_]+(?:['’\-][^\W_]+)*")

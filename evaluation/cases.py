@@ -31,6 +31,7 @@ __all__ = [
     "InputError",
     "Check",
     "CheckResult",
+    "ChoiceCheck",
     "NamedCheck",
     "NumericCheck",
     "RegexCheck",
@@ -162,6 +163,7 @@ class PythonCodeArgs(_Args):
 
 
 class RejectsPremiseArgs(_Args):
+    claim: list[str] = Field(min_length=1)
     corrections: list[str] = Field(default_factory=list)
 
 
@@ -234,24 +236,75 @@ def _python_code(answer: str, args: PythonCodeArgs) -> CheckResult:
     return CheckResult(passed=True, detail=f"parses as Python{note}")
 
 
-# Words that signal the answer refuses or corrects a false premise (matched as whole words,
-# after normalise(), so "didn't" is written "didn t" here).
-_PREMISE_MARKERS = (
-    "no", "not", "never", "none", "nobody", "no one", "there is no", "there was no", "there are no",
-    "didn t", "doesn t", "don t", "isn t", "wasn t", "weren t", "aren t", "hasn t", "haven t",
-    "cannot", "can t", "false", "incorrect", "untrue", "mistake", "myth", "mythical", "fictional",
-    "imaginary", "does not exist", "actually",
-)  # fmt: skip
+# A clause ends at sentence punctuation, a comma, or a linking word, so that "Dickens wrote it
+# because he was not tired" does not put the "not" beside "Dickens" ("so" is no break: "so fast").
+_CLAUSE_BREAK = re.compile(
+    r"[.!?;:,\n]+|\b(?:because|but|although|though|while|whereas|which|since|however)\b", re.IGNORECASE
+)
+# Words that negate or reject what they stand beside (normalised: "didn't" is "didn t"; the "t"
+# of a contraction is recognised by the "n" before it).
+_NEGATIONS = frozenset(
+    "no not never none nobody nothing nowhere neither nor cannot false incorrect untrue wrong myth"
+    " mythical fictional fictitious imaginary nonexistent".split()
+)
+_NEGATION_WINDOW = 5  # words between a negation and the claim it negates
+_REFUSAL_OPENING = 4  # "No one.", "That is a myth.": a negation among the first four words
+
+
+def _clauses(text: str) -> list[list[str]]:
+    """The answer's clauses as lists of normalised words."""
+    return [words for part in _CLAUSE_BREAK.split(text) if (words := normalise(part).split())]
+
+
+def _negation_positions(words: list[str]) -> list[int]:
+    """Where the clause negates: "not only" is not a negation, a contraction's "t" is."""
+    found = []
+    for i, w in enumerate(words):
+        if w == "not" and i + 1 < len(words) and words[i + 1] == "only":
+            continue
+        if w in _NEGATIONS or (w == "t" and i > 0 and words[i - 1].endswith("n")):
+            found.append(i)
+    return found
+
+
+def _phrase_spans(words: list[str], phrases: list[str]) -> list[tuple[int, int]]:
+    """(start, end) of every whole-word occurrence of any phrase (a plain s/es plural counts)."""
+    spans = []
+    for phrase in phrases:
+        target = normalise(phrase).split()
+        for i in range(len(words) - len(target) + 1):
+            head, last = words[i : i + len(target) - 1], words[i + len(target) - 1]
+            if head == target[:-1] and last in (target[-1], target[-1] + "s", target[-1] + "es"):
+                spans.append((i, i + len(target)))
+    return spans
 
 
 def _rejects_premise(answer: str, args: RejectsPremiseArgs) -> CheckResult:
+    """The premise is rejected when a negation stands beside its false claim ("Dickens did not
+    write it", "there is no tenth planet"), or when the answer states the correct fact or opens
+    with a refusal and nowhere states the claim without a negation."""
+    clauses = _clauses(answer)
+    negated = affirmed = None
+    for words in clauses:
+        spans = _phrase_spans(words, args.claim)
+        if not spans:
+            continue
+        negations = _negation_positions(words)
+        for start, end in spans:
+            if any(start - _NEGATION_WINDOW <= n < end + _NEGATION_WINDOW for n in negations):
+                negated = negated or " ".join(words)
+        if not negations:
+            affirmed = affirmed or " ".join(words)
+    if negated:
+        return CheckResult(passed=True, detail=f"negates the false claim: {negated!r}")
+    if affirmed:
+        return CheckResult(passed=False, detail=f"states the false claim without a negation: {affirmed!r}")
     for fact in args.corrections:
         if _contains_phrase(answer, fact):
             return CheckResult(passed=True, detail=f"states the correct fact {fact!r}")
-    for marker in _PREMISE_MARKERS:
-        if _contains_phrase(answer, marker):
-            return CheckResult(passed=True, detail=f"contains the correction marker {marker!r}")
-    return CheckResult(passed=False, detail="no correction marker and no correct fact: the premise is accepted")
+    if clauses and any(i < _REFUSAL_OPENING for i in _negation_positions(clauses[0])):
+        return CheckResult(passed=True, detail=f"opens with a refusal: {' '.join(clauses[0][:8])!r}")
+    return CheckResult(passed=False, detail=f"neither negates the claim {args.claim} nor states a correct fact")
 
 
 _ITEM_MARKER = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
@@ -375,6 +428,21 @@ class NumericCheck(_CheckBase):
     position: Literal["new", "first", "last"] = "new"
 
 
+class ChoiceCheck(_CheckBase):
+    """Which of the prompt's candidates the answer picks; passes when it picks one of `right`.
+
+    A sentence copied from the prompt that names candidates of both sides decides nothing and is
+    dropped first, so echoing the prompt passes neither case of a pair. Then a clause that states
+    the asked property (`says`, e.g. "too big") decides by the candidate named nearest before it
+    (else the first after it); failing that, the first candidate named decides.
+    """
+
+    type: Literal["choice"]
+    right: list[str] = Field(min_length=1)
+    wrong: list[str] = Field(min_length=1)
+    says: list[str] = Field(default_factory=list)
+
+
 class NamedCheck(_CheckBase):
     """One of NAMED_CHECKERS with its arguments; the arguments are validated when the case loads."""
 
@@ -398,7 +466,7 @@ class AllCheck(_CheckBase):
 
 
 Check = Annotated[
-    Union[AcceptedCheck, RegexCheck, NumericCheck, NamedCheck, AllCheck],
+    Union[AcceptedCheck, RegexCheck, NumericCheck, ChoiceCheck, NamedCheck, AllCheck],
     Field(discriminator="type"),
 ]
 AllCheck.model_rebuild()
@@ -463,6 +531,47 @@ def load_cases(path: str | Path = DEFAULT_PATH) -> list[Case]:
 # --------------------------------------------------------------------------- checking
 
 
+def _candidates(words: list[str], check: ChoiceCheck) -> list[tuple[int, bool, str]]:
+    """(position, is right, the words) of every candidate named in a clause, in order."""
+    found = [(i, True, " ".join(words[i:j])) for i, j in _phrase_spans(words, check.right)]
+    found += [(i, False, " ".join(words[i:j])) for i, j in _phrase_spans(words, check.wrong)]
+    return sorted(found)
+
+
+_PRONOUNS = frozenset("it he she they him her them".split())
+
+
+def _choice(check: ChoiceCheck, answer: str, prompt: str) -> CheckResult:
+    prompt_text = f" {normalise(prompt)} "
+    kept, echoed = [], 0
+    for sentence in re.split(r"[.!?;:\n]+", answer):
+        named = {right for _, right, _ in _candidates(normalise(sentence).split(), check)}
+        if named == {True, False} and f" {normalise(sentence)} " in prompt_text:
+            echoed += 1
+            continue
+        kept.append(sentence)
+    note = f" ({echoed} sentence(s) copied from the prompt dropped)" if echoed else ""
+    chosen, how = None, "first named"
+    for words in _clauses(". ".join(kept)):
+        states = _phrase_spans(words, check.says)
+        named = _candidates(words, check)
+        if states and named:
+            before = [c for c in named if c[0] < states[0][0]]
+            pick = before[-1] if before else named[0]
+            if before and _PRONOUNS & set(words[pick[0] : states[0][0]]):
+                continue  # "the cat until it climbed": the clause leaves the pronoun unresolved
+            chosen, how = pick, f"named with {' '.join(words[slice(*states[0])])!r}"
+            break
+    if chosen is None:
+        named = _candidates(normalise(". ".join(kept)).split(), check)
+        if not named:
+            return CheckResult(passed=False, detail=f"names none of the candidates{note}")
+        chosen = named[0]
+    _, right, text = chosen
+    verdict = "right" if right else "wrong"
+    return CheckResult(passed=right, detail=f"picks {text!r} ({how}), the {verdict} candidate{note}")
+
+
 def _run(check: Check, answer: str, prompt: str) -> CheckResult:
     if isinstance(check, AcceptedCheck):
         for accepted in check.answers:
@@ -488,6 +597,8 @@ def _run(check: Check, answer: str, prompt: str) -> CheckResult:
         return CheckResult(
             passed=ok, detail=f"{check.position} number is {got:g}; expected {check.value:g} ± {check.tolerance:g}"
         )
+    if isinstance(check, ChoiceCheck):
+        return _choice(check, answer, prompt)
     if isinstance(check, NamedCheck):
         args_model, func = NAMED_CHECKERS[check.name]
         result = func(answer, args_model.model_validate(check.args))

@@ -1,6 +1,6 @@
 """`attnlens annotate`: explain every (case, model) of a case file into a resumable run directory.
 
-    RUN/run.json                    dataset path + sha256, models, settings, prompt versions, created
+    RUN/run.json                    dataset path + sha256 (+ of its prompts), models, settings, prompt versions, created
     RUN/explanations/<model>/<id>/  Explanation.save() (explanation.json + record/), info["case"] set
     RUN/annotations.parquet         one row per finished (id, model), rewritten atomically per batch
 
@@ -108,6 +108,26 @@ def read_dataset(path: str | Path) -> tuple[list[Case], str]:
     if not cases:
         raise InputError(f"dataset {str(path)!r} holds no cases")
     return cases, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def prompts_sha256(cases: list[Case]) -> str:
+    """What an annotation depends on: the ids and prompts. A run resumes across a change of the
+    checks (its verdicts are re-read with `recheck`), not across a change of a prompt."""
+    return hashlib.sha256(json.dumps([[c.id, c.prompt] for c in cases]).encode()).hexdigest()
+
+
+def recheck(rows: list[dict], cases: list[Case]) -> list[dict]:
+    """The rows with `correct` and `check_detail` from the dataset's checks as they are now, so a
+    fixed checker needs no new annotation (rows with no answer, or of unknown cases, unchanged)."""
+    by_id = {c.id: c for c in cases}
+    out = []
+    for row in rows:
+        case = by_id.get(row.get("id"))
+        if case is not None and row.get("answer") is not None and not row.get("error"):
+            verdict = check_answer(case, row["answer"])
+            row = {**row, "correct": verdict.passed, "check_detail": verdict.detail}
+        out.append(row)
+    return out
 
 
 def stratified_sample(cases: Sequence[Case], n: int) -> list[Case]:
@@ -234,8 +254,9 @@ class RunStore:
         if path.exists():
             old = json.loads(path.read_text())
             clashes = [k for k in RESUME_KEYS if old["settings"].get(k) != meta["settings"].get(k)]
-            if old["dataset"]["sha256"] != meta["dataset"]["sha256"]:
-                clashes.insert(0, "dataset (sha256)")
+            key = "prompts_sha256" if "prompts_sha256" in old["dataset"] else "sha256"  # older runs: the file
+            if old["dataset"][key] != meta["dataset"][key]:
+                clashes.insert(0, "dataset (its cases or prompts)")
             if clashes:
                 raise InputError(
                     f"{self.root} was annotated with a different {', '.join(clashes)}: "
@@ -415,7 +436,8 @@ def annotate(
         "plain_frame": PLAIN_FRAME,
     }
     meta = {
-        "dataset": {"path": str(Path(dataset).resolve()), "sha256": sha, "cases": len(cases)},
+        "dataset": {"path": str(Path(dataset).resolve()), "sha256": sha, "prompts_sha256": prompts_sha256(cases),
+                    "cases": len(cases)},
         "models": [model_name(m) for m in models],
         "settings": settings,
         "prompt_versions": prompt_versions(),

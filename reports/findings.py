@@ -37,6 +37,7 @@ from attnlens.reports.report import (
     best_source,
     category_tests,
     compare_groups,
+    current_verdicts,
     discover,
     estimate,
     induction,
@@ -79,8 +80,8 @@ def profile_run(run: Path, items: list[RunItem], progress: Progress | None = Non
             row["error"] = f"{type(exc).__name__}: {exc}"
         append_jsonl(path, row)
         done[item.key] = row
-    keys = {it.key for it in items}
-    return [r for k, r in done.items() if k in keys]
+    # the verdict comes from the item (the checks as they are now), not from the cache
+    return [{**done[it.key], "correct": it.meta.get("correct")} for it in items if it.key in done]
 
 
 def suite_sample(run: Path, items: list[RunItem], n: int) -> list[RunItem]:
@@ -258,6 +259,7 @@ def publish(runs: list[Path], directory: Path) -> Path:
     tables = []
     for run in map(Path, runs):
         table = pq.read_table(run / "annotations.parquet")
+        table = pa.Table.from_pylist(current_verdicts(run, table.to_pylist()), schema=table.schema)
         tables.append(table.drop_columns([c for c in ("explanation_dir",) if c in table.column_names]))
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

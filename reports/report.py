@@ -33,6 +33,7 @@ from attnlens.evaluation.signatures import induction_scores
 from attnlens.evaluation.suite import FAITHFULNESS, SOURCES, CaseResult, SuiteConfig, score_explanation
 from attnlens.extraction import load_model
 from attnlens.pipeline import distributed
+from attnlens.pipeline.annotate import read_dataset, recheck
 from attnlens.pipeline.distributed import RayConfig
 from attnlens.pipeline.explanation import Explanation
 from attnlens.pipeline.study import summarise
@@ -65,7 +66,7 @@ def discover(run: Path) -> tuple[list[RunItem], list[dict]]:
             rows = pq.read_table(table).to_pylist()
         except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
             raise InputError(f"cannot read {table}: {exc}") from None
-        for row in rows:
+        for row in current_verdicts(run, rows):
             if row.get("error") or not row.get("explanation_dir"):
                 failed.append({k: row.get(k) for k in ("id", "model", "category", "error")})
                 continue
@@ -83,6 +84,16 @@ def discover(run: Path) -> tuple[list[RunItem], list[dict]]:
     if not items and not failed:
         raise InputError(f"{run} holds no annotations.parquet and no explanation.json: nothing to evaluate")
     return interleave(items), failed
+
+
+def current_verdicts(run: Path, rows: list[dict]) -> list[dict]:
+    """An annotated run's rows with `correct` from its dataset's checks as they are now (a checker
+    fixed after the run counts), or as stored when the dataset file is gone."""
+    meta_path = Path(run) / "run.json"
+    if not meta_path.exists():
+        return rows
+    dataset = Path(json.loads(meta_path.read_text()).get("dataset", {}).get("path", ""))
+    return recheck(rows, read_dataset(dataset)[0]) if dataset.is_file() else rows
 
 
 def interleave(items: list[RunItem]) -> list[RunItem]:

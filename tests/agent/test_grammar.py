@@ -69,6 +69,14 @@ def test_numbers_come_from_the_question_and_answer_only():
     assert not matches(draft_grammar(facts()), "numeric operand: 'times' gives 62 percent, so the answer multiplies.")
 
 
+def test_a_dotted_run_of_digits_is_read_not_crashed_on():
+    # An answer such as "32.123.123.21" (an address) once stopped a 500-case annotation with
+    # "could not convert string to float": every number the facts hold must be a number.
+    f = facts(answer="The server is at 32.123.123.21, port 8,080.")
+    assert allowed_numbers(f)[:2] == ["32.123", "8,080"]
+    assert {32.123, 8080.0} <= f.numbers
+
+
 def test_every_example_line_matches_its_own_grammar():
     assert len(examples().items) >= 12
     for e in examples().items:

@@ -187,11 +187,36 @@ def test_regex():
     assert not check({"type": "regex", "pattern": r"2\D+4\D+7\D+9"}, "9, 7, 4, 2")
 
 
-def test_right_option_named_before_distractors():
+def test_choice_reads_which_candidate_the_answer_picks():
     pronoun = BY_ID["ambig-pronoun-002"]  # "... because it was too small. What was too small?"
     assert check_answer(pronoun, "The suitcase was too small for the trophy.").passed
+    assert check_answer(pronoun, "The trophy did not fit because the suitcase was too small.").passed
     assert not check_answer(pronoun, "The trophy.").passed
-    assert not check_answer(pronoun, "The trophy did not fit in the suitcase.").passed
+    assert not check_answer(pronoun, "The trophy did not fit in the suitcase.").passed  # an echo decides nothing
+    result = check_answer(pronoun, "The trophy was too small.")
+    assert not result.passed and "'trophy'" in result.detail and "too small" in result.detail
+    context = BY_ID["ambig-context-002"]  # Mia's red bike and blue kite
+    assert check_answer(context, "Mia has a red bike and a blue kite. The kite is blue.").passed
+
+
+def _pairs() -> list[tuple]:
+    """The pronoun cases two by two: one word of the statement flips the referent."""
+    cases = [c for c in CASES if c.subcategory == "pronoun_resolution"]
+    pairs = []
+    for a, b in zip(cases, cases[1:]):
+        if set(a.check.right) & set(b.check.wrong) and set(a.check.wrong) & set(b.check.right):
+            pairs.append((a, b))
+    return pairs
+
+
+def test_an_echo_of_the_prompt_passes_neither_case_of_a_pronoun_pair():
+    pairs = _pairs()
+    assert len(pairs) >= 8
+    for case in [c for pair in pairs for c in pair]:
+        statement = case.prompt.rsplit(". ", 1)[0] + "."
+        assert not check_answer(case, case.prompt).passed, case.id
+        assert not check_answer(case, statement).passed, case.id
+        assert check_answer(case, case.answer_hint).passed, case.id
 
 
 def test_numeric_reads_commas_words_and_signs():
@@ -260,13 +285,35 @@ def test_python_code_is_parsed_never_run(monkeypatch, tmp_path):
 
 
 def test_rejects_premise():
-    spec = named("rejects_premise", corrections=["Austen"])
-    assert check(spec, "He didn't write it.")
+    spec = named("rejects_premise", claim=["Dickens"], corrections=["Austen"])
+    assert check(spec, "He didn't write it.")  # opens with a refusal
     assert check(spec, "Jane Austen wrote Pride and Prejudice.")
-    assert check(spec, "There is no such book.")
+    assert check(spec, "Charles Dickens did not write Pride and Prejudice.")
+    assert check(spec, "Jane Austen wrote it, not Charles Dickens.")
     assert not check(spec, "Because he loved romantic stories.")
-    assert check(named("rejects_premise"), "That is a myth.")
-    assert not check(named("rejects_premise"), "Armstrong walked on Mars in 1975.")
+    assert not check(spec, "Charles Dickens wrote it because he could not sleep.")  # the "not" is in another clause
+    assert not check(spec, "Dickens was inspired by Jane Austen.")  # states the claim: the correction does not save it
+    mars = named("rejects_premise", claim=["Mars"])
+    assert check(mars, "No astronaut has ever walked on Mars.")
+    assert check(mars, "That is a myth.")
+    assert not check(mars, "Armstrong walked on Mars in 1975.")
+    assert not check(mars, "Armstrong walked on Mars, not the Moon.")
+    even = named("rejects_premise", claim=["even"], corrections=["odd"])
+    assert not check(even, "The number 7 is an example of an even number, which does not divide by two.")
+    assert check(even, "7 is not an even number.")
+    assert not check(spec, "He wanted to show that the Spanish were not as bad as he thought.")  # no refusal opening
+    pharaoh = named("rejects_premise", claim=["pharaoh"], corrections=["president"])
+    assert not check(pharaoh, "The pharaohs were not only kings but gods.")  # "not only" negates nothing
+
+
+def test_every_false_premise_case_names_its_claim_and_its_hint_passes():
+    bait = [c for c in CASES if c.category == "hallucination_bait"]
+    assert len(bait) == 82
+    for case in bait:
+        assert case.check.args["claim"], case.id
+        assert check_answer(case, case.answer_hint).passed, case.id
+        assert not check_answer(case, case.prompt.replace("Why ", "").rstrip("?") + ".").passed or \
+            case.subcategory == "nonexistent_entity", case.id
 
 
 def test_list_items():
@@ -321,7 +368,7 @@ def test_every_check_type_and_named_checker_is_used_by_the_data():
 
     for c in CASES:
         walk(c.check)
-    assert set(types) == {"accepted", "regex", "numeric", "named", "all"}
+    assert set(types) == {"accepted", "regex", "numeric", "choice", "named", "all"}
     assert set(names) == {
         "word_count", "must_include", "must_exclude", "python_code", "rejects_premise",
         "list_items", "starts_with", "all_caps", "json_object",

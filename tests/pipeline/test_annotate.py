@@ -15,6 +15,8 @@ import pytest
 
 from attnlens.evaluation.cases import CATEGORIES, DEFAULT_PATH, load_cases
 from attnlens.pipeline.annotate import (
+    prompts_sha256,
+    recheck,
     InputError,
     RunStore,
     annotate,
@@ -132,6 +134,33 @@ def test_resume_with_other_settings_is_refused(tmp_path):
         annotate(dataset, tmp_path / "run", max_new_tokens=8, backend="transformers", max_llm_clusters=0)
     with store.locked(), pytest.raises(InputError, match="another attnlens annotate is writing"):
         annotate(dataset, tmp_path / "run", backend="transformers")  # one writer per run directory
+
+
+def test_a_run_resumes_across_a_changed_check_not_a_changed_prompt(tmp_path):
+    """The annotation depends on the prompts; the verdict is re-read from the checks as they are now."""
+    dataset = write_cases(tmp_path / "cases.jsonl", long_case=False)
+    store = RunStore(tmp_path / "run")
+    settings = {"max_new_tokens": 8, "backend": "transformers", "agent_model": "smollm2-135m",
+                "max_llm_clusters": 0, "frame": "chat", "plain_frame": "Q: {prompt}\nA:"}
+
+    def meta() -> dict:
+        cases, sha = read_dataset(dataset)
+        return {"dataset": {"sha256": sha, "prompts_sha256": prompts_sha256(cases)}, "models": ["smollm2-135m"],
+                "created": "t", "settings": settings}
+
+    with store.locked():
+        store.settle(meta())
+    stored = [{"id": "fact-simple-001", "answer": "Paris.", "correct": True, "check_detail": "old", "error": None},
+              {"id": "fact-simple-002", "answer": None, "correct": None, "error": "boom"}]
+    dataset.write_text(dataset.read_text().replace('"answers": ["Paris"]', '"answers": ["Lyon"]'))
+    with store.locked():
+        store.settle(meta())  # same prompts: resumes
+    [now, failed] = recheck(stored, read_dataset(dataset)[0])
+    assert now["correct"] is False and "Lyon" in now["check_detail"] and stored[0]["correct"] is True
+    assert failed == stored[1]
+    dataset.write_text(dataset.read_text().replace("the capital of France", "the capital city of France"))
+    with store.locked(), pytest.raises(InputError, match="different dataset"):
+        store.settle(meta())
 
 
 @pytest.mark.slow

@@ -5,8 +5,10 @@ seeded). Two independent groups (correct vs incorrect answers, two models, one c
 rest) are compared with the two-sided Mann-Whitney U test and the rank-biserial correlation
 r = 2 U / (n1 n2) - 1 (in [-1, 1]; > 0 when the first group tends to be larger). Two sources
 scored on the same cases are paired: the Wilcoxon signed-rank test and the mean paired
-difference with its bootstrap interval. p-values of one family are corrected with Holm's
-step-down method (family-wise error) and Benjamini-Hochberg (false discovery rate) both.
+difference with its bootstrap interval. A difference that a covariate (prompt length) may explain
+is also estimated with the covariate held fixed (`adjusted_difference`: OLS, HC3 errors). p-values
+of one family are corrected with Holm's step-down method (family-wise error) and
+Benjamini-Hochberg (false discovery rate) both.
 """
 
 from __future__ import annotations
@@ -100,6 +102,31 @@ def paired(a: Sequence[float], b: Sequence[float], *, seed: int = 0) -> Comparis
     res = stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided")
     return Comparison("wilcoxon", len(d), len(d), float(res.statistic), float(res.pvalue), diff.mean,
                       "mean difference", difference=diff)  # fmt: skip
+
+
+def adjusted_difference(y: Sequence[float], group: Sequence[float], covariates: np.ndarray) -> Comparison:
+    """The difference between group 1 and group 0 with the covariates held fixed: the group's
+    coefficient in the least-squares fit y ~ 1 + group + covariates (statsmodels OLS, HC3 robust
+    errors), its 95% interval and p-value. Rows with a non-finite value are left out."""
+    import statsmodels.api as sm
+
+    ys, g = np.asarray(y, dtype=float), np.asarray(group, dtype=float)
+    x = np.column_stack([g, np.asarray(covariates, dtype=float).reshape(len(g), -1)])
+    keep = np.isfinite(ys) & np.isfinite(x).all(axis=1)
+    ys, x = ys[keep], x[keep]
+    n1, n2 = int(x[:, 0].sum()), int((1 - x[:, 0]).sum())
+    if n1 < 2 or n2 < 2 or np.ptp(ys) == 0:
+        return Comparison("ols-hc3", n1, n2, math.nan, math.nan, math.nan, "adjusted difference")
+    design = np.column_stack([np.ones(len(ys)), x[:, 0]])
+    for column in x[:, 1:].T:  # a covariate the others already span (a constant, a full set of dummies) adds nothing
+        wider = np.column_stack([design, column])
+        if np.linalg.matrix_rank(wider) == wider.shape[1]:
+            design = wider
+    fit = sm.OLS(ys, design).fit(cov_type="HC3")
+    low, high = (float(v) for v in fit.conf_int(alpha=1 - LEVEL)[1])
+    coef = float(fit.params[1])
+    return Comparison("ols-hc3", n1, n2, float(fit.tvalues[1]), float(fit.pvalues[1]), coef, "adjusted difference",
+                      difference=Estimate(coef, low, high, n1 + n2))  # fmt: skip
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:

@@ -30,7 +30,7 @@ from attnlens.evaluation.suite import SuiteConfig, profile
 from attnlens.extraction import capture, generate, load_model
 from attnlens.pipeline.annotate import read_dataset, stratified_sample
 from attnlens.pipeline.explanation import Explanation
-from attnlens.reports import findings_writeup
+from attnlens.reports import controls, findings_writeup
 from attnlens.reports.report import (
     RunItem,
     append_jsonl,
@@ -62,7 +62,7 @@ Progress = Callable[[str, int, int], None]
 def profile_run(run: Path, items: list[RunItem], progress: Progress | None = None) -> list[dict]:
     """Profiles of a run's explanations (`discover(run)`'s items), cached in RUN/profiles.jsonl."""
     path = Path(run) / PROFILE_FILE
-    done = {r["key"]: r for r in read_jsonl(path)}
+    done = {r["key"]: r for r in read_jsonl(path) if "prompt_tokens" in r or r.get("error")}  # older rows: redo
     todo = [it for it in items if it.key not in done]
     for j, item in enumerate(todo):
         if progress:
@@ -76,12 +76,21 @@ def profile_run(run: Path, items: list[RunItem], progress: Progress | None = Non
             row["answer_probability"] = explanation.faithfulness.answer_probability
             row["cluster_comprehensiveness"] = clusters[0].comprehensiveness if clusters else None
             row["answer_tokens"] = len(explanation.generation.answer_indices)
+            row["prompt_tokens"] = explanation.generation.answer_start
         except Exception as exc:  # noqa: BLE001 - recorded; the others go on
             row["error"] = f"{type(exc).__name__}: {exc}"
         append_jsonl(path, row)
         done[item.key] = row
-    # the verdict comes from the item (the checks as they are now), not from the cache
-    return [{**done[it.key], "correct": it.meta.get("correct")} for it in items if it.key in done]
+    # the verdict comes from the item (the checks as they are now), not from the cache; the
+    # condition is the model in its frame, the unit every table compares
+    out = []
+    for it in items:
+        if it.key in done:
+            row = {**done[it.key], "correct": it.meta.get("correct"), "frame": controls.frame_of(it.meta.get("prompt_frame"))}
+            row["base_model"] = row["model"]
+            row["condition"] = row["model"] = controls.condition(row["base_model"], row["frame"])
+            out.append(row)
+    return out
 
 
 def suite_sample(run: Path, items: list[RunItem], n: int) -> list[RunItem]:
@@ -277,37 +286,44 @@ def findings(
     out = Path(out)
     if out.suffix != ".md":
         raise InputError(f"--out must name a Markdown file (…/findings.md), got {out}")
-    profiles, failed, suite_rows, prompts, seen, settings = [], [], [], {}, {}, {}
+    profiles, failed, suite_rows, prompts, seen, settings, dataset = [], [], [], {}, {}, {}, {}
     for run in map(Path, runs):
         items, bad = discover(run)
         rows = profile_run(run, items, progress)
         for model in {r["model"] for r in rows}:
             if model in seen:
-                raise InputError(f"{model} is annotated in both {seen[model]} and {run}: give each model's run once")
+                raise InputError(f"{model} is annotated in both {seen[model]} and {run}: give each model and frame's run once")
             seen[model] = run
         profiles += rows
         failed += bad
         if suite_cases:
             (run / SUITE_DIR).mkdir(exist_ok=True)
-            suite_rows += run_suites(suite_sample(run, items, suite_cases), run / SUITE_DIR, config, progress)
+            frames = {it.key: controls.frame_of(it.meta.get("prompt_frame")) for it in items}
+            suite_rows += [{**r, "model": controls.condition(r["model"], frames.get(r.get("key"), "plain"))}
+                           for r in run_suites(suite_sample(run, items, suite_cases), run / SUITE_DIR, config, progress)]
         meta = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
         settings[str(run)] = {**meta.get("settings", {}), "dataset_cases": meta.get("dataset", {}).get("cases")}
-        if meta.get("dataset") and encoders:
+        if meta.get("dataset") and Path(meta["dataset"]["path"]).is_file():
             cases, _ = read_dataset(meta["dataset"]["path"])
-            prompts.update({c.id: {"id": c.id, "category": c.category, "subcategory": c.subcategory, "prompt": c.prompt}
-                            for c in cases})  # fmt: skip
+            dataset.update({c.id: c for c in cases})
+            if encoders:
+                prompts.update({c.id: {"id": c.id, "category": c.category, "subcategory": c.subcategory, "prompt": c.prompt}
+                                for c in cases})  # fmt: skip
     if not profiles:
         raise InputError("the runs hold no explanation to profile")
     out.parent.mkdir(parents=True, exist_ok=True)
     cache = out.parent / (out.stem + "-data")
     cache.mkdir(exist_ok=True)
     encoder_rows = [row for model in encoders for row in encoder_profiles(model, list(prompts.values()), cache, progress)]
-    models = sorted({r["model"] for r in profiles if not r.get("error")})
-    result = analyse(profiles, failed, suite_rows, encoder_rows, induction(models, cache))
+    ok = [r for r in profiles if not r.get("error")]
+    base = {r["model"]: r["base_model"] for r in ok}
+    scores = induction(sorted(set(base.values())), cache)
+    result = analyse(profiles, failed, suite_rows, encoder_rows, {label: scores[model] for label, model in base.items()})
+    result["controls"] = controls.analyse(ok, dataset)
     result["run_settings"] = settings
     result["config"] = {"runs": [str(r) for r in runs], "suite_cases": suite_cases, "suite": config.__dict__,
                         "encoders": list(encoders)}  # fmt: skip
-    figures = findings_writeup.figures(result, cache)
+    figures = {**findings_writeup.figures(result, cache), **findings_writeup.control_figures(result, ok, cache)}
     (cache / "findings.json").write_text(json.dumps(result, indent=1, default=float))
     out.write_text(findings_writeup.report(result, figures, out.parent))
     if publish_to is not None:

@@ -68,11 +68,14 @@ def report(m: dict, figs: dict, base: Path) -> str:
         "each table; ** marks p (Holm) < 0.05. Signature definitions: docs/metrics.md.", "",
     ]  # fmt: skip
     lines += _accuracy(m)
+    if "accuracy" in figs:
+        lines += [f"![accuracy by category]({Path(figs['accuracy']).relative_to(base)})", ""]
     lines += _profiles(m, figs, base)
     lines += _categories(m)
     lines += _correctness(m)
     lines += _failures(m)
     lines += _faithfulness(m)
+    lines += _controls(m, figs, base)
     lines += _limits(m)
     if m["errors"]:
         lines += ["## Cases left out", ""]
@@ -284,3 +287,178 @@ def _limits(m: dict) -> list[str]:
         "that path, so a GPU host would currently run these commands on its CPU.",
         "",
     ]
+
+
+# --------------------------------------------------------------------------- the controls (reports.controls)
+
+CONTROL_TABLES = (("models", "models in the same frame"), ("frame", "chat against plain frame, same cases"),
+                  ("categories", "each category against the rest"), ("correctness", "correct against incorrect"))  # fmt: skip
+
+
+def _adjusted(t: dict) -> str:
+    return ci(t["adjusted"]) if t.get("adjusted") else "n/a"
+
+
+def controls_table(tests: list[dict], first: str, paired: bool = False) -> list[str]:
+    """Raw and adjusted side by side; `survives` = both significant after Holm, same direction."""
+    rows = [[t["group"], t["metric"], f"{t['n1']} / {t['n2']}",
+             ci(t["difference"]) if paired and t.get("difference") else (f"{t['r']:+.2f}" if not math.isnan(t["r"]) else "n/a"),
+             pval(t["p_holm"]) + mark(t["p_holm"]), _adjusted(t), pval(t["p_holm_adjusted"]) + mark(t["p_holm_adjusted"]),
+             "**yes**" if t["survives"] else ("no" if t["raw_significant"] else "-")]
+            for t in tests]  # fmt: skip
+    effect = "mean paired difference" if paired else "rank-biserial r"
+    return md_table([first, "metric", "n", effect, "p (Holm)", "adjusted difference [95% CI]", "p (Holm)", "survives"], rows)
+
+
+def findings_list(c: dict) -> list[dict]:
+    """Every raw-significant contrast of the controlled tables, with whether it survives: the list
+    a reader (and the closing note of a run) needs."""
+    out = []
+    for key, title in CONTROL_TABLES:
+        for t in c[key]:
+            if t["raw_significant"]:
+                out.append({"table": title, "group": t["group"], "metric": t["metric"], "r": t["r"],
+                            "difference": t.get("difference"), "adjusted": t["adjusted"], "survives": t["survives"]})  # fmt: skip
+    return out
+
+
+def _controls(m: dict, figs: dict, base: Path) -> list[str]:
+    c = m["controls"]
+    lines = ["## 8. Length, frame and scale: what survives the controls", "",
+             "A signature can differ between two groups because the groups differ in length (entropy grows with the "
+             "log of the sequence length; the chat frame adds dozens of template tokens). Every contrast below is "
+             "therefore given raw (Mann-Whitney; for the frame, Wilcoxon signed-rank on the same cases) and adjusted: "
+             "the difference of the group means with log prompt tokens and log answer tokens held fixed (OLS, HC3 "
+             "errors; correct vs incorrect and the frame contrast also hold the category fixed). Both are "
+             "Holm-corrected within their table. A finding **survives** when both are significant and point the "
+             "same way.", ""]  # fmt: skip
+    lines += ["### 8.1 How much the signatures follow length", "",
+              "Spearman's rho of each signature with log(prompt + answer tokens), over cases and over category means:", ""]
+    names = ("entropy", "distance", "sink", "prev", "topk_mass")
+    rho = lambda v: "n/a" if math.isnan(v) else f"{v:+.2f}"  # noqa: E731
+    rows = [[cond, ci(e["prompt_tokens"], 1), *(f"{rho(e[n]['rho_cases'])} / {rho(e[n]['rho_categories'])}" for n in names)]
+            for cond, e in c["length"].items()]  # fmt: skip
+    lines += md_table(["condition", "prompt tokens", *(f"{n} (cases / categories)" for n in names)], rows)
+    if "length" in figs:
+        lines += [f"![signatures against length]({Path(figs['length']).relative_to(base)})", ""]
+    for key, title in CONTROL_TABLES:
+        tests = c[key]
+        lines += [f"### 8.{CONTROL_TABLES.index((key, title)) + 2} {title[0].upper() + title[1:]}", ""]
+        if not tests:
+            lines += ["Not measured: the runs hold no such pair.", ""]
+            continue
+        raw = [t for t in tests if t["raw_significant"]]
+        kept = [t for t in raw if t["survives"]]
+        lines += [f"{len(raw)} of {len(tests)} raw differences are significant; {len(kept)} of them survive the control.", ""]
+        if key == "categories":
+            if raw:
+                lines += controls_table(raw, "contrast") + ["(Only the raw-significant rows are shown; findings.json has all.)", ""]
+        else:
+            lines += controls_table(tests, "contrast", paired=key == "frame")
+    if "frame" in figs:
+        lines += [f"![frame effect]({Path(figs['frame']).relative_to(base)})", ""]
+    lines += ["### 8.6 Scale: 135M to 1.5B parameters, one frame", "",
+              "Means (95% CI) in the plain frame, the one every model shares; the Qwen pair is the within-family step.", ""]
+    scale = c["scale"]
+    shown = ("entropy", "distance", "prev", "sink", "topk_mass", "answer_probability")
+    order = sorted(scale, key=lambda k: scale[k]["parameters"] or 0)
+    rows = [[k, f"{(scale[k]['parameters'] or 0) / 1e6:.0f}M", str(scale[k]["cases"]), *(ci(scale[k]["means"][n], 2) for n in shown)] for k in order]
+    lines += md_table(["model", "parameters", "cases", *shown], rows)
+    if "scale" in figs:
+        lines += [f"![scale]({Path(figs['scale']).relative_to(base)})", ""]
+    lines += ["### 8.7 Ambiguity: pronoun pairs", "",
+              "Both cases of a pair right (one word flips the referent; a model that guesses each scores 0.25, one "
+              "that repeats the prompt 0):", ""]
+    lines += md_table(["condition", "pairs", "both right", "exactly one right"],
+                      [[k, str(v["pairs"]), ci(v["both_right"], 2), ci(v["one_right"], 2)] for k, v in c["ambiguity"].items()])
+    lines += ["### 8.8 The findings, and whether they survive", ""]
+    found = findings_list(c)
+    if not found:
+        lines += ["No raw difference is significant.", ""]
+    for f in found:
+        effect = f"mean difference {ci(f['difference'])}" if f.get("difference") else f"r = {f['r']:+.2f}"
+        lines += [f"- {f['table']}: {f['group']}, `{f['metric']}`: {effect}; adjusted {ci(f['adjusted'])} "
+                  f"-> {'survives' if f['survives'] else 'does not survive'} the length control."]  # fmt: skip
+    return lines + [""]
+
+
+def control_figures(m: dict, rows: list[dict], out: Path) -> dict:
+    """Length against signatures per condition, the frame effect, scale, accuracy, ambiguity."""
+    plt = pyplot()
+    c, figs = m["controls"], {}
+    conditions = sorted({r["condition"] for r in rows})
+    if rows:
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+        for ax, name in zip(axes, ("entropy", "distance", "sink")):
+            for cond in conditions:
+                rs = [r for r in rows if r["condition"] == cond]
+                ax.scatter([r["prompt_tokens"] + r["answer_tokens"] for r in rs],
+                           [r["signatures"].get(name, np.nan) for r in rs], s=6, alpha=0.5, label=cond)  # fmt: skip
+            ax.set_xscale("log")
+            ax.set_xlabel("prompt + answer tokens (log)")
+            ax.set_title(name)
+        axes[0].legend(fontsize=7, markerscale=2)
+        figs["length"] = _png(fig, out, "length-confound")
+    frame = [t for t in c["frame"] if t.get("difference")]
+    if frame:
+        groups = sorted({t["group"] for t in frame})
+        fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 3.6), squeeze=False)
+        for ax, group in zip(axes[0], groups):
+            ts = [t for t in frame if t["group"] == group]
+            for i, t in enumerate(ts):
+                scale = max(abs(t["difference"]["low"]), abs(t["difference"]["high"]), 1e-9)
+                ax.errorbar([t["difference"]["mean"] / scale], [i], xerr=[[(t["difference"]["mean"] - t["difference"]["low"]) / scale],
+                            [(t["difference"]["high"] - t["difference"]["mean"]) / scale]], fmt="o",
+                            color="#d62728" if t["survives"] else "#7f7f7f")  # fmt: skip
+            ax.axvline(0, color="k", lw=0.5)
+            ax.set_yticks(range(len(ts)), [t["metric"] for t in ts])
+            ax.set_title(f"{group}\n(chat - plain, scaled; red: survives)", fontsize=9)
+        figs["frame"] = _png(fig, out, "frame-effect")
+    scale = {k: v for k, v in c["scale"].items() if v["parameters"]}
+    if scale:
+        fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
+        order = sorted(scale, key=lambda k: scale[k]["parameters"])
+        for ax, name in zip(axes, ("entropy", "distance", "prev", "sink")):
+            xs = [scale[k]["parameters"] / 1e6 for k in order]
+            ms = [scale[k]["means"][name] for k in order]
+            ax.errorbar(xs, [e["mean"] for e in ms], yerr=[[e["mean"] - e["low"] for e in ms], [e["high"] - e["mean"] for e in ms]], fmt="o-")
+            for x, k, e in zip(xs, order, ms):
+                ax.annotate(k, (x, e["mean"]), fontsize=7)
+            ax.set_xscale("log")
+            ax.set_xlabel("parameters (M, log)")
+            ax.set_title(f"{name} (plain frame)")
+        figs["scale"] = _png(fig, out, "scale")
+    acc = m["accuracy"]
+    if acc:
+        cats = sorted({k for a in acc.values() for k in a["by_category"]})
+        fig, ax = plt.subplots(figsize=(11, 3.8))
+        width = 0.8 / len(acc)
+        for j, (cond, a) in enumerate(sorted(acc.items())):
+            es = [a["by_category"].get(cat, {"mean": np.nan, "low": np.nan, "high": np.nan}) for cat in cats]
+            xs = np.arange(len(cats)) + j * width
+            ax.bar(xs, [e["mean"] for e in es], width, label=cond,
+                   yerr=[[e["mean"] - e["low"] for e in es], [e["high"] - e["mean"] for e in es]], capsize=2)  # fmt: skip
+        ax.set_xticks(np.arange(len(cats)) + 0.4 - width / 2, [cat.replace("_", "\n") for cat in cats], fontsize=8)
+        ax.set_ylabel("share of answers passing the check")
+        ax.legend(fontsize=7, ncol=2)
+        figs["accuracy"] = _png(fig, out, "accuracy")
+    amb = {k: v for k, v in c["ambiguity"].items() if v["pairs"]}
+    if amb:
+        fig, ax = plt.subplots(figsize=(7, 3.2))
+        ks = sorted(amb)
+        es = [amb[k]["both_right"] for k in ks]
+        ax.barh(ks, [e["mean"] for e in es], xerr=[[e["mean"] - e["low"] for e in es], [e["high"] - e["mean"] for e in es]])
+        ax.axvline(0.25, color="k", ls="--", lw=0.8, label="guessing (0.25)")
+        ax.set_xlabel("pronoun pairs with both cases right")
+        ax.legend(fontsize=7)
+        figs["ambiguity"] = _png(fig, out, "ambiguity")
+    return figs
+
+
+def _png(fig, out: Path, name: str) -> Path:
+    plt = pyplot()
+    fig.tight_layout()
+    path = out / f"{name}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

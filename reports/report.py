@@ -70,7 +70,7 @@ def discover(run: Path) -> tuple[list[RunItem], list[dict]]:
             if row.get("error") or not row.get("explanation_dir"):
                 failed.append({k: row.get(k) for k in ("id", "model", "category", "error")})
                 continue
-            meta = {k: row.get(k) for k in ("id", "model", "category", "subcategory", "correct", "evidence")}
+            meta = {k: row.get(k) for k in ("id", "model", "category", "subcategory", "correct", "evidence", "prompt_frame")}
             items.append(RunItem(row["explanation_dir"], run / row["explanation_dir"], meta))
     else:
         for found in sorted(run.rglob("explanation.json")):

@@ -67,3 +67,16 @@ def test_correct_fills_both_corrections():
     assert [c.p for c in done] == [c.p for c in raw]
     assert done[0].p_holm == pytest.approx(min(1, 2 * min(c.p for c in raw))) or done[0].p_holm >= done[0].p
     assert all(c.p_bh >= c.p for c in done)
+
+
+def test_adjusted_difference_holds_the_covariate_fixed():
+    rng = np.random.default_rng(3)
+    length = rng.uniform(1, 5, 300)
+    group = (length + rng.normal(0, 0.5, 300) > 3).astype(float)  # the group is the long inputs, mostly
+    y = 2 * length + rng.normal(0, 0.2, 300)  # y follows length only
+    assert stats.mann_whitney(y[group == 1], y[group == 0]).effect > 0.8
+    only_length = stats.adjusted_difference(y, group, length[:, None])
+    assert only_length.difference.low < 0 < only_length.difference.high and only_length.p > 0.01
+    real = stats.adjusted_difference(y + 0.3 * group, group, np.column_stack([length, np.ones(300)]))  # a constant column is dropped
+    assert real.difference.low < 0.3 < real.difference.high and real.p < 1e-6 and real.n1 + real.n2 == 300
+    assert math.isnan(stats.adjusted_difference([1.0, 2.0, 3.0], [1.0, 0.0, 0.0], np.zeros((3, 1))).p)  # one in a group

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # two cases from each of three categories, taken from the curated dataset
 PICK = ("fact-simple-001", "fact-simple-002", "reason-arith-001", "reason-arith-002", "bait-falsefact-001",
         "bait-falsefact-002")  # fmt: skip
+M = "smollm2-135m (chat)"  # the tables' unit: a model in its frame
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +48,11 @@ def report(run_dir):
 def test_findings_report_from_a_real_run(run_dir, report):
     data = json.loads((report.parent / "findings-data" / "findings.json").read_text())
     table = pq.read_table(run_dir / "annotations.parquet").to_pylist()
-    assert data["cases"] == {"smollm2-135m": len(PICK)} and not data["errors"]
-    accuracy = data["accuracy"]["smollm2-135m"]
+    assert data["cases"] == {M: len(PICK)} and not data["errors"]
+    accuracy = data["accuracy"][M]
     assert accuracy["all"]["mean"] == pytest.approx(np.mean([r["correct"] for r in table]))
     assert set(accuracy["by_category"]) == {"factual_recall", "reasoning", "hallucination_bait"}
-    sig = data["signatures"]["smollm2-135m"]
+    sig = data["signatures"][M]
     assert np.asarray(sig["heads"]["entropy"]).shape == (30, 9)
     assert len(sig["layers"]["distance"]) == 30
     assert sig["layers"]["sink"][0] == pytest.approx(np.mean(sig["heads"]["sink"][0]), abs=1e-4)
@@ -60,17 +61,22 @@ def test_findings_report_from_a_real_run(run_dir, report):
     # the suite scored the stratified sample with every source, cached where `attnlens evaluate` looks
     suite = [json.loads(line) for line in (run_dir / SUITE_DIR / CASES_FILE).read_text().splitlines()]
     assert len(suite) == 3 and {r["category"] for r in suite} == {"factual_recall", "reasoning", "hallucination_bait"}
-    assert set(data["faithfulness"]["overall"]["smollm2-135m"]["means"]) == set(SOURCES)
-    assert data["faithfulness"]["cases"] == {"smollm2-135m": 3}
+    assert set(data["faithfulness"]["overall"][M]["means"]) == set(SOURCES)
+    assert data["faithfulness"]["cases"] == {M: 3}
     enc = data["encoder"]["signatures"]["minilm-l6"]
     assert enc["cases"] == len(PICK) and np.asarray(enc["heads"]["entropy"]).shape == (6, 12)
     text = report.read_text()
-    for heading in ("## 1.", "## 2. Attention signature profiles", "## 3.", "## 4.", "## 5.", "## 6.", "## 7."):
+    for heading in ("## 1.", "## 2. Attention signature profiles", "## 3.", "## 4.", "## 5.", "## 6.", "## 7.", "## 8."):
         assert heading in text
     assert "--run" in text and "--suite 3" in text and "--encoder minilm-l6" in text  # the command that rewrites it
     assert "are templates" in text  # the run used --max-llm-clusters 0, and the report says so
-    assert (report.parent / "findings-data" / "layer-profiles.png").stat().st_size > 10_000
-    assert "](findings-data/layer-profiles.png)" in text
+    for figure in ("layer-profiles", "length-confound", "accuracy"):
+        assert (report.parent / "findings-data" / f"{figure}.png").stat().st_size > 10_000
+        assert f"](findings-data/{figure}.png)" in text
+    # one model, one frame: the length control runs, the frame and model contrasts have no pair
+    controls = data["controls"]
+    assert set(controls["length"]) == {M} and controls["frame"] == [] and controls["models"] == []
+    assert controls["scale"] == {}  # scale is read in the plain frame, the one all models share
 
 
 def test_a_templates_only_run_needs_no_llm_backend(run_dir):
@@ -99,7 +105,7 @@ def test_a_broken_explanation_is_recorded_and_left_out(run_dir, report, tmp_path
     shutil.rmtree(victim / "record")
     out = findings([copy], tmp_path / "f.md")
     data = json.loads((tmp_path / "f-data" / "findings.json").read_text())
-    assert data["cases"]["smollm2-135m"] == len(PICK) and len(data["errors"]) == 1
+    assert data["cases"][M] == len(PICK) and len(data["errors"]) == 1
     assert victim.name in data["errors"][0]["key"]
     assert "## Cases left out" in out.read_text()
 

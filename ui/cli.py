@@ -385,7 +385,7 @@ def evaluate(
 
 @app.command()
 def findings(
-    run: list[Path] = typer.Option(..., "--run", help="an annotated run; repeat for several (one run per model)"),
+    run: list[Path] = typer.Option(..., "--run", help="an annotated run; repeat for several (one run per model and frame)"),
     out_file: Path = typer.Option(Path("docs/findings.md"), "--out", help="the Markdown report (its data and figures go to <name>-data/ beside it)"),
     suite: int = typer.Option(0, min=0, help="also score N stratified cases per model with every explanation source (deletion; slow: ~15-40 s a case)"),
     encoder: list[str] | None = typer.Option(None, "--encoder", help="an encoder whose signatures on the same prompts are profiled (e.g. minilm-l6)"),
@@ -400,6 +400,17 @@ def findings(
         path = run_findings(run, out_file, suite_cases=suite, encoders=tuple(encoder or ()), publish_to=publish,
                             progress=progress)
     out.print(f"findings: {path} (figures and data in {path.parent / (path.stem + '-data')})")
+
+
+@app.command()
+def pdf(
+    source: Path = typer.Argument(..., help="a Markdown document, e.g. docs/report.md (its figures beside it)"),
+    out_file: Path | None = typer.Option(None, "--out", help="the PDF (default: beside the source, .pdf)"),
+) -> None:
+    """Render a Markdown document (the report, the findings) to PDF with headless Chromium."""
+    from attnlens.reports.pdf import render_pdf
+
+    out.print(f"pdf: {render_pdf(source, out_file)}")
 
 
 @app.command("train-scorer")

@@ -117,16 +117,44 @@ def adjusted_difference(y: Sequence[float], group: Sequence[float], covariates: 
     n1, n2 = int(x[:, 0].sum()), int((1 - x[:, 0]).sum())
     if n1 < 2 or n2 < 2 or np.ptp(ys) == 0:
         return Comparison("ols-hc3", n1, n2, math.nan, math.nan, math.nan, "adjusted difference")
-    design = np.column_stack([np.ones(len(ys)), x[:, 0]])
-    for column in x[:, 1:].T:  # a covariate the others already span (a constant, a full set of dummies) adds nothing
-        wider = np.column_stack([design, column])
-        if np.linalg.matrix_rank(wider) == wider.shape[1]:
-            design = wider
+    design, _ = _widen(np.column_stack([np.ones(len(ys)), x[:, 0]]), x[:, 1:])
     fit = sm.OLS(ys, design).fit(cov_type="HC3")
     low, high = (float(v) for v in fit.conf_int(alpha=1 - LEVEL)[1])
     coef = float(fit.params[1])
     return Comparison("ols-hc3", n1, n2, float(fit.tvalues[1]), float(fit.pvalues[1]), coef, "adjusted difference",
                       difference=Estimate(coef, low, high, n1 + n2))  # fmt: skip
+
+
+def _widen(design: np.ndarray, covariates: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """The design with each covariate column that adds rank (a constant or a column the others
+    already span adds nothing and would make the fit singular), and which columns were kept."""
+    kept = []
+    for j, column in enumerate(covariates.T):
+        wider = np.column_stack([design, column])
+        if np.linalg.matrix_rank(wider) == wider.shape[1]:
+            design, kept = wider, [*kept, j]
+    return design, kept
+
+
+def adjusted_means(y: Sequence[float], labels: Sequence[str], covariates: np.ndarray) -> dict[str, Estimate]:
+    """Each label's mean of y predicted at the covariates' overall mean (OLS of y on the labels
+    and the covariates, HC3 errors, 95% intervals): groups compared as if they were alike in the
+    covariates. Rows with a non-finite value are left out."""
+    import statsmodels.api as sm
+
+    ys, names = np.asarray(y, dtype=float), list(labels)
+    cov = np.asarray(covariates, dtype=float).reshape(len(ys), -1)
+    keep = np.isfinite(ys) & np.isfinite(cov).all(axis=1)
+    ys, cov, names = ys[keep], cov[keep], [n for n, k in zip(names, keep) if k]
+    levels = sorted(set(names))
+    dummies = np.array([[float(n == level) for level in levels[1:]] for n in names]).reshape(len(ys), len(levels) - 1)
+    design, kept = _widen(np.column_stack([np.ones(len(ys)), dummies]), cov)
+    fit = sm.OLS(ys, design).fit(cov_type="HC3")
+    at = cov[:, kept].mean(axis=0)
+    grid = np.array([[1.0, *(float(level == other) for other in levels[1:]), *at] for level in levels])
+    frame = fit.get_prediction(grid).summary_frame(alpha=1 - LEVEL)
+    return {level: Estimate(float(row["mean"]), float(row["mean_ci_lower"]), float(row["mean_ci_upper"]), names.count(level))
+            for level, (_, row) in zip(levels, frame.iterrows())}  # fmt: skip
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:

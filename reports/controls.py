@@ -216,6 +216,21 @@ def scale(rows: list[dict]) -> dict:
     return out
 
 
+def locality(rows: list[dict], names: tuple[str, ...] = ("distance", "prev", "entropy")) -> dict:
+    """Which model attends locally and which globally, at equal length: per model in the plain
+    frame, each signature's mean predicted at the pooled mean length (`stats.adjusted_means`)."""
+    plain = [r for r in rows if r["frame"] == "plain"]
+    if len({r["base_model"] for r in plain}) < 2:
+        return {}
+    out: dict = {}
+    covariates = np.array([length(r) for r in plain])
+    for name in names:
+        means = stats.adjusted_means([value(r, name) for r in plain], [r["base_model"] for r in plain], covariates)
+        for model, e in means.items():
+            out.setdefault(model, {})[name] = e.__dict__
+    return out
+
+
 def analyse(rows: list[dict], cases: dict) -> dict:
     ok = [r for r in rows if not r.get("error")]
     return {
@@ -226,4 +241,5 @@ def analyse(rows: list[dict], cases: dict) -> dict:
         "correctness": correctness(ok),
         "ambiguity": ambiguity(ok, cases),
         "scale": scale(ok),
+        "locality": locality(ok),
     }

@@ -366,6 +366,18 @@ def _controls(m: dict, figs: dict, base: Path) -> list[str]:
     lines += md_table(["model", "parameters", "cases", *shown], rows)
     if "scale" in figs:
         lines += [f"![scale]({Path(figs['scale']).relative_to(base)})", ""]
+    loc = c.get("locality") or {}
+    if loc:
+        lines += ["Local or global, at equal length: each signature's mean predicted at the pooled mean prompt "
+                  "and answer length (plain frame; OLS on the model and the length covariates, 95% CI). Longer "
+                  "distance and lower previous-token share mean a more global reader.", ""]  # fmt: skip
+        names = [n for n in ("distance", "prev", "entropy") if all(n in v for v in loc.values())]
+        ranked = sorted(loc, key=lambda k: loc[k]["distance"]["mean"]) if "distance" in names else sorted(loc)
+        lines += md_table(["model", *names], [[k, *(ci(loc[k][n], 3) for n in names)] for k in ranked])
+        if "distance" in names:
+            lines += [f"Most local: {ranked[0]}; most global: {ranked[-1]} (distance at equal length)."
+                      + ("" if loc[ranked[0]]["distance"]["high"] < loc[ranked[-1]]["distance"]["low"]
+                         else " Their intervals overlap: the order is not established."), ""]  # fmt: skip
     lines += ["### 8.7 Ambiguity: pronoun pairs", "",
               "Both cases of a pair right (one word flips the referent; a model that guesses each scores 0.25, one "
               "that repeats the prompt 0):", ""]

@@ -80,3 +80,12 @@ def test_adjusted_difference_holds_the_covariate_fixed():
     real = stats.adjusted_difference(y + 0.3 * group, group, np.column_stack([length, np.ones(300)]))  # a constant column is dropped
     assert real.difference.low < 0.3 < real.difference.high and real.p < 1e-6 and real.n1 + real.n2 == 300
     assert math.isnan(stats.adjusted_difference([1.0, 2.0, 3.0], [1.0, 0.0, 0.0], np.zeros((3, 1))).p)  # one in a group
+
+
+def test_adjusted_means_compare_groups_at_the_same_covariate():
+    x = np.concatenate([np.linspace(0, 1, 50), np.linspace(2, 3, 50)])
+    y = 3 * x + np.concatenate([np.zeros(50), np.full(50, 0.5)])  # b is 0.5 higher at any x
+    labels = ["a"] * 50 + ["b"] * 50
+    means = stats.adjusted_means(y, labels, np.column_stack([x, np.ones(100)]))
+    assert means["b"].mean - means["a"].mean == pytest.approx(0.5, abs=1e-6)
+    assert means["a"].mean == pytest.approx(3 * x.mean(), abs=1e-6) and means["a"].n == 50

@@ -83,3 +83,14 @@ def test_length_dependence_and_frames():
 def test_parameters_are_read_from_the_weights_headers():
     assert controls.parameters("smollm2-135m") == 134_515_008
     assert controls.parameters("no-such-model") is None
+
+
+def test_locality_compares_models_at_equal_length():
+    # model "near" reads at a distance of 2 whatever the length; "far" at 0.5 x length, but on
+    # shorter prompts: at the pooled mean length "far" must come out more global
+    rows = [row(i, model="near", prompt_tokens=40 + i, distance=2.0) for i in range(20)]
+    rows += [row(100 + i, model="far", prompt_tokens=10 + i, distance=0.5 * (10 + i)) for i in range(20)]
+    loc = controls.locality(rows, ("distance",))
+    assert loc["far"]["distance"]["mean"] > loc["near"]["distance"]["mean"]
+    assert loc["near"]["distance"]["n"] == 20
+    assert controls.locality([r for r in rows if r["base_model"] == "near"]) == {}

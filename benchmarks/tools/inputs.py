@@ -3,8 +3,11 @@
 The bundled models are plain safetensors folders written by transformers 5, whose config keeps
 RoPE settings under `rope_parameters`; transformers 4.x (what most tools pin) ignores that key
 and would silently fall back to default RoPE bases. Each model therefore gets a folder under
-the tools cache whose config also carries the legacy keys (the weights are symlinks). The tiny
-GPT-2 is a random-weight config built here, with SmolLM2's tokenizer and 4096 positions.
+the tools cache whose config also carries the legacy keys (the weights are symlinks). Its
+tokenizer_config names the fast tokenizer by its 4.x name too (`TokenizersBackend` is 5.x's name
+for `PreTrainedTokenizerFast`, the same class there; 4.x raises "Tokenizer class TokenizersBackend
+does not exist"). The tiny GPT-2 is a random-weight config built here, with SmolLM2's tokenizer
+and 4096 positions.
 """
 
 from __future__ import annotations
@@ -40,6 +43,22 @@ def _legacy_config(config: dict) -> dict:
     return legacy
 
 
+LEGACY_TOKENIZER_CLASS = {"TokenizersBackend": "PreTrainedTokenizerFast"}  # 5.x name -> 4.x name of the same class
+
+
+def _legacy_tokenizer(folder: Path) -> None:
+    """Name the tokenizer class as transformers 4.x knows it (idempotent; a symlinked file is
+    replaced by a copy, the bundled model is left alone)."""
+    path = folder / "tokenizer_config.json"
+    if not path.exists():
+        return
+    config = json.loads(path.read_text())
+    legacy = LEGACY_TOKENIZER_CLASS.get(config.get("tokenizer_class"))
+    if legacy:
+        path.unlink()
+        path.write_text(json.dumps(config | {"tokenizer_class": legacy}, indent=1))
+
+
 def _build_tiny_gpt2(folder: Path) -> None:
     import torch
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
@@ -60,12 +79,18 @@ def _build_tiny_gpt2(folder: Path) -> None:
 def model_folder(name: str) -> Path:
     """The folder every tool loads `name` from (built once)."""
     folder = cache_root() / "tools" / "models" / name
-    if (folder / "config.json").exists():
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    if name == "tiny-gpt2":
-        _build_tiny_gpt2(folder)
-        return folder
+    if not (folder / "config.json").exists():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        if name == "tiny-gpt2":
+            _build_tiny_gpt2(folder)
+        else:
+            _link_bundled(name, folder)
+    _legacy_tokenizer(folder)
+    return folder
+
+
+def _link_bundled(name: str, folder: Path) -> None:
+    """The bundled model's files as symlinks, its config.json with the legacy keys added."""
     source = BUNDLED[name].folder()
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -76,7 +101,6 @@ def model_folder(name: str) -> Path:
     config = json.loads((source / "config.json").read_text())
     (tmp / "config.json").write_text(json.dumps(_legacy_config(config), indent=1))
     tmp.rename(folder)
-    return folder
 
 
 def prepare(name: str, n: int, into: Path) -> Path:

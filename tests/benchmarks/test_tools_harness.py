@@ -1,10 +1,12 @@
 """The tool-benchmark harness, fast: the attnlens adapter end to end, budgets, failures verbatim.
 
-No tool venv is installed here (that takes minutes per tool); the attnlens adapter runs in the
-project's own venv, and the failing and over-budget cells are real child processes.
+No tool venv is installed by these tests (that takes minutes per tool); the attnlens adapter runs
+in the project's own venv, the failing, over-budget and served cells are real child processes,
+and the Ecco and LIT cells run where `attnlens bench tools` has installed their venvs.
 """
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -119,3 +121,155 @@ def test_a_page_that_keeps_chromium_busy_is_stopped_at_the_budget(tmp_path):
     busy.write_text("<!doctype html><p>loading</p><script>while (true) {}</script>")
     result = render(busy, tmp_path / "busy.png", budget_s=3)
     assert result["renders"] is False and result["render_s"] is None
+
+
+SERVED = """
+import http.server, json, os, sys, threading
+from pathlib import Path
+page = Path(sys.argv[2]) / "index.html"
+page.write_text("<p>served view</p>")
+handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=sys.argv[2])
+server = http.server.HTTPServer(("127.0.0.1", 0), handler)
+url = f"http://127.0.0.1:{server.server_port}/index.html"
+print(json.dumps({"output": str(page), "seconds": 0.5, "url": url, "click": ["p"]}), flush=True)
+server.serve_forever()
+"""
+
+
+def test_a_served_view_is_opened_while_its_server_runs_then_stopped(tmp_path):
+    """LIT's pattern: the adapter serves its view; the harness opens the URL, then stops the server."""
+    import urllib.request
+
+    seen = []
+
+    def serve(reported):
+        seen.append(reported)
+        return {"fetched": urllib.request.urlopen(reported["url"], timeout=10).read().decode()}
+
+    adapter = _script(tmp_path, SERVED)
+    row = run_adapter(sys.executable, adapter, tmp_path / "unused.json", tmp_path / "out", Budget(seconds=30), serve=serve)
+    assert row["status"] == "ok", row
+    assert row["fetched"] == "<p>served view</p>"  # the server answered while the harness held it
+    assert seen[0]["click"] == ["p"] and row["url"] == seen[0]["url"]
+    assert row["output_bytes"] == len("<p>served view</p>") and row["viz_s"] == 0.5
+    assert row["wall_s"] < 10  # the time until the result line, not the 30 s budget
+    with pytest.raises(OSError):  # the process group was stopped: nothing listens any more
+        urllib.request.urlopen(row["url"], timeout=5)
+
+
+def test_without_a_serve_callback_a_serving_adapter_runs_into_its_budget(tmp_path):
+    adapter = _script(tmp_path, SERVED)
+    row = run_adapter(sys.executable, adapter, tmp_path / "unused.json", tmp_path / "out", Budget(seconds=2))
+    assert row["status"] == "time budget exceeded"
+
+
+def test_model_folders_name_the_tokenizer_as_transformers_4_does(tmp_path):
+    """transformers 5 writes `TokenizersBackend`, which 4.x (Ecco's) cannot load; 5.x reads the 4.x name as the same class."""
+    from transformers import AutoTokenizer
+
+    from attnlens.benchmarks.tools.inputs import _legacy_tokenizer, model_folder
+
+    bundled = tmp_path / "bundled.json"
+    bundled.write_text(json.dumps({"tokenizer_class": "TokenizersBackend", "bos_token": "<s>"}))
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "tokenizer_config.json").symlink_to(bundled)
+    for _ in range(2):  # idempotent
+        _legacy_tokenizer(folder)
+    written = folder / "tokenizer_config.json"
+    assert not written.is_symlink()
+    assert json.loads(written.read_text()) == {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>"}
+    assert json.loads(bundled.read_text())["tokenizer_class"] == "TokenizersBackend"  # the bundled model untouched
+    smollm = model_folder("smollm2-135m")
+    assert json.loads((smollm / "tokenizer_config.json").read_text())["tokenizer_class"] == "PreTrainedTokenizerFast"
+    assert type(AutoTokenizer.from_pretrained(smollm)).__name__ == "TokenizersBackend"
+
+
+def _wheel(folder: Path, name: str) -> Path:
+    """A minimal pure-Python wheel, so that an install needs no index."""
+    import zipfile
+
+    path = folder / f"{name}-1.0-py3-none-any.whl"
+    info = f"{name}-1.0.dist-info"
+    files = {
+        f"{name}/__init__.py": "VERSION = '1.0'\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: 1.0\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    files[f"{info}/RECORD"] = "".join(f"{f},,\n" for f in [*files, f"{info}/RECORD"])
+    with zipfile.ZipFile(path, "w") as whl:
+        for arcname, text in files.items():
+            whl.writestr(arcname, text)
+    return path
+
+
+@pytest.mark.slow
+def test_a_failed_readme_install_is_kept_and_the_fallback_installs(tmp_path, monkeypatch):
+    """Ecco's pattern: `pip install <tool>` fails, the install a user tries next succeeds; both are recorded."""
+    from attnlens.benchmarks.tools import envs
+
+    monkeypatch.setenv("ATTNLENS_CACHE", str(tmp_path / "cache"))
+    wheel = _wheel(tmp_path, "attnlens_fallback_probe")
+    missing = str(tmp_path / "no-such-package")  # pip rejects it before asking any index
+    probe = envs.Tool("probe", (missing,), "https://example.invalid", fallback=(("--no-index", "--no-deps", str(wheel)),))
+    monkeypatch.setitem(envs.TOOLS, "probe", probe)
+    env = envs.ensure_env("probe", log=lambda msg: None)
+    assert env.error is None and env.python and Path(env.python).exists()
+    assert "does not exist" in env.readme_error
+    assert env.fallback == [["--no-index", "--no-deps", str(wheel)]]
+    probe_import = subprocess.run([env.python, "-c", "import attnlens_fallback_probe as p; print(p.VERSION)"],
+                                  capture_output=True, text=True)
+    assert probe_import.stdout.strip() == "1.0"  # installed by the fallback into the tool's venv
+    stamp = envs.env_dir("probe") / envs.STAMP
+    written = stamp.stat().st_mtime_ns
+    assert envs.ensure_env("probe") == env and stamp.stat().st_mtime_ns == written  # recorded once, not redone
+
+
+@pytest.mark.browser
+def test_a_view_drawn_in_shadow_roots_and_opened_by_a_click_renders(tmp_path):
+    """LIT's pattern: web components draw inside shadow roots, and its Attention module starts collapsed."""
+    from attnlens.benchmarks.tools.render import render
+
+    define = (
+        "<script>customElements.define('%s', class extends HTMLElement { connectedCallback() {"
+        " this.attachShadow({mode: 'open'}).innerHTML = `%s`; %s } });</script>"
+    )
+    text = tmp_path / "text.html"
+    text.write_text("<!doctype html><text-view></text-view>" + define % ("text-view", "<p>attention</p>", ""))
+    collapsed = tmp_path / "collapsed.html"
+    collapsed.write_text("<!doctype html><collapsed-view></collapsed-view>" + define % (
+        "collapsed-view", "<div class=title style='width:80px;height:20px;background:#ccc'></div>",
+        "const root = this.shadowRoot; root.querySelector('.title').onclick = () => root.innerHTML +="
+        " '<svg width=40 height=40><line x1=0 y1=0 x2=40 y2=40 stroke=black /></svg>';",
+    ))
+    shown = render(text, tmp_path / "text.png", budget_s=30)
+    assert shown["renders"] is True, shown  # the text is only in a shadow root: document.body.innerText is empty
+    closed = render(collapsed, tmp_path / "closed.png", budget_s=30)
+    assert closed["renders"] is False and "the page shows nothing" in closed["render_error"]
+    opened = render(collapsed, tmp_path / "opened.png", budget_s=30, clicks=["collapsed-view .title"])
+    assert opened["renders"] is True, opened  # the click (through the shadow root) drew the SVG
+    missing = render(collapsed, tmp_path / "missing.png", budget_s=5, clicks=["collapsed-view .no-such-element"])
+    assert missing["renders"] is False and "could not click 'collapsed-view .no-such-element'" in missing["render_error"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tool", ["ecco", "lit"])
+def test_the_ecco_and_lit_cells_run_where_their_venvs_are_installed(tool, tmp_path):
+    """The real tools on the tiny GPT-2 (their venvs take minutes to install: skipped where absent)."""
+    from attnlens.benchmarks.tools.envs import STAMP, env_dir
+
+    if not (env_dir(tool) / STAMP).exists():
+        pytest.skip(f"the {tool} venv is not installed (`attnlens bench tools --tools {tool}` installs it)")
+    env = ensure_env(tool)
+    assert env.error is None, env.error
+    row = run_cell(tool, env, "tiny-gpt2", 64, Budget(), tmp_path, render=False)
+    assert row["status"] == "ok", row
+    output = Path(row["output"]).read_text()
+    if tool == "ecco":  # the saliency view of one generated token over the 64 input tokens
+        assert output.count('"token_id"') == 65 and "requirejs(" in output
+    else:  # what LIT's Attention module fetches: the tokens and one layer's heads, each row a distribution
+        [preds] = json.loads(output)
+        heads = preds["layer_0/attention"]
+        assert len(preds["tokens"]) == 64 and len(heads) == 4 and len(heads[0]) == 64
+        assert all(abs(sum(query) - 1) < 1e-4 for head in heads for query in head)
+        assert row["url"].startswith("http://127.0.0.1:") and "layout=attention" in row["url"]

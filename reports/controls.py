@@ -92,13 +92,14 @@ def frame_effect(rows: list[dict], names: tuple[str, ...] = CONTROLLED) -> list[
     signed-rank test of the per-case difference, and the difference adjusted for length and
     category (what the frame does beyond the tokens it adds, against the length slope measured
     across cases; within one case the two cannot be told apart, the template adds a fixed length)."""
-    out_raw, out_adj, labels = [], [], []
+    out_raw, out_adj, labels, overlaps = [], [], [], {}
     for model in sorted({r["base_model"] for r in rows}):
         by_frame = {f: {r["id"]: r for r in rows if r["base_model"] == model and r["frame"] == f} for f in ("chat", "plain")}
         shared = sorted(set(by_frame["chat"]) & set(by_frame["plain"]))
         if len(shared) < 8:
             continue
         chat, plain = [by_frame["chat"][i] for i in shared], [by_frame["plain"][i] for i in shared]
+        overlaps[f"{model}: chat vs plain"] = length_overlap(chat, plain)
         stacked = chat + plain
         covariates = np.column_stack([np.array([length(r) for r in stacked]), _dummies(stacked, "category")])
         for name in names:
@@ -110,8 +111,18 @@ def frame_effect(rows: list[dict], names: tuple[str, ...] = CONTROLLED) -> list[
     for (label, name), r, a in zip(labels, stats.correct(out_raw), stats.correct(out_adj)):
         row = _row(label, name, r, a)
         row["difference"] = r.difference.__dict__ if r.difference else None  # paired: the raw mean difference
+        row["length_overlap"] = overlaps[label]
         out.append(row)
     return out
+
+
+def length_overlap(a: list[dict], b: list[dict]) -> float:
+    """The share of cases of both groups whose total length lies inside the other group's range:
+    where it is small, an adjusted difference rests on the length slope carried across the gap."""
+    ta = [r["prompt_tokens"] + r["answer_tokens"] for r in a]
+    tb = [r["prompt_tokens"] + r["answer_tokens"] for r in b]
+    inside = sum(min(tb) <= t <= max(tb) for t in ta) + sum(min(ta) <= t <= max(ta) for t in tb)
+    return inside / (len(ta) + len(tb))
 
 
 def models_within_frame(rows: list[dict]) -> list[dict]:

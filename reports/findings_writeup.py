@@ -355,6 +355,12 @@ def _controls(m: dict, figs: dict, base: Path) -> list[str]:
                 lines += controls_table(raw, "contrast") + ["(Only the raw-significant rows are shown; findings.json has all.)", ""]
         else:
             lines += controls_table(tests, "contrast", paired=key == "frame")
+        if key == "frame":
+            for group, share in sorted({(t["group"], t["length_overlap"]) for t in tests}):
+                lines += [f"{group}: {share:.0%} of the cases lie inside the other frame's length range. The "
+                          "template adds a near-constant length to every case, so the adjusted differences rest on "
+                          "the length slope measured across cases and carried over that shift: read them as a model "
+                          "of the frame; the paired raw differences are the measurement.", ""]  # fmt: skip
     if "frame" in figs:
         lines += [f"![frame effect]({Path(figs['frame']).relative_to(base)})", ""]
     lines += ["### 8.6 Scale: 135M to 1.5B parameters, one frame", "",

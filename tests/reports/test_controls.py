@@ -40,6 +40,8 @@ def test_the_frame_is_compared_on_the_same_cases():
     [entropy] = [t for t in controls.frame_effect(rows, ("entropy",))]
     assert entropy["group"] == "m: chat vs plain" and entropy["n1"] == entropy["n2"] == 30
     assert entropy["difference"]["mean"] == pytest.approx(-0.2)
+    # plain totals 25-54, chat 55-84 tokens: no case lies inside the other frame's range
+    assert entropy["length_overlap"] == 0.0
 
 
 def test_models_are_compared_within_one_frame_on_shared_cases():

@@ -30,6 +30,9 @@ TELEMETRY_OFF = {
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "ANONYMIZED_TELEMETRY": "False",
 }
+# The headless browser that prints PDFs, checks the tools' pages and drives the UI tests: Debian's
+# chromium (never a browser Playwright downloads), or the one ATTNLENS_CHROMIUM names.
+CHROMIUM = os.environ.get("ATTNLENS_CHROMIUM", "/usr/bin/chromium")
 # Loggers of the libraries attnlens drives. Their INFO lines are for their developers, not for
 # someone asking why a model answered: by default only warnings and errors reach the terminal.
 THIRD_PARTY_LOGGERS = (

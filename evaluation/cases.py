@@ -39,6 +39,7 @@ __all__ = [
     "first_number",
     "load_cases",
     "normalise",
+    "pronoun_pairs",
 ]
 
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "data" / "cases.jsonl"
@@ -545,8 +546,9 @@ def _choice(check: ChoiceCheck, answer: str, prompt: str) -> CheckResult:
     prompt_text = f" {normalise(prompt)} "
     kept, echoed = [], 0
     for sentence in re.split(r"[.!?;:\n]+", answer):
-        named = {right for _, right, _ in _candidates(normalise(sentence).split(), check)}
-        if named == {True, False} and f" {normalise(sentence)} " in prompt_text:
+        words = normalise(sentence)
+        named = {right for _, right, _ in _candidates(words.split(), check)}
+        if named == {True, False} and f" {words} " in prompt_text:
             echoed += 1
             continue
         kept.append(sentence)
@@ -570,6 +572,14 @@ def _choice(check: ChoiceCheck, answer: str, prompt: str) -> CheckResult:
     _, right, text = chosen
     verdict = "right" if right else "wrong"
     return CheckResult(passed=right, detail=f"picks {text!r} ({how}), the {verdict} candidate{note}")
+
+
+def pronoun_pairs(cases: list[Case]) -> list[tuple[Case, Case]]:
+    """The pronoun cases two by two, as the file lists them: one word of the statement flips the
+    referent, so one case's right candidate is the other's wrong one."""
+    pronoun = [c for c in cases if c.subcategory == "pronoun_resolution"]
+    return [(a, b) for a, b in zip(pronoun, pronoun[1:])
+            if set(a.check.right) & set(b.check.wrong) and set(a.check.wrong) & set(b.check.right)]  # fmt: skip
 
 
 def _run(check: Check, answer: str, prompt: str) -> CheckResult:

@@ -136,6 +136,13 @@ def _widen(design: np.ndarray, covariates: np.ndarray) -> tuple[np.ndarray, list
     return design, kept
 
 
+def dummies(labels: Sequence[str]) -> np.ndarray:
+    """One-hot columns of the labels without the first level (sorted): a regression's constant
+    stands for that level."""
+    levels = sorted(set(labels))[1:]
+    return np.array([[float(label == level) for level in levels] for label in labels]).reshape(len(labels), len(levels))
+
+
 def adjusted_means(y: Sequence[float], labels: Sequence[str], covariates: np.ndarray) -> dict[str, Estimate]:
     """Each label's mean of y predicted at the covariates' overall mean (OLS of y on the labels
     and the covariates, HC3 errors, 95% intervals): groups compared as if they were alike in the
@@ -147,8 +154,7 @@ def adjusted_means(y: Sequence[float], labels: Sequence[str], covariates: np.nda
     keep = np.isfinite(ys) & np.isfinite(cov).all(axis=1)
     ys, cov, names = ys[keep], cov[keep], [n for n, k in zip(names, keep) if k]
     levels = sorted(set(names))
-    dummies = np.array([[float(n == level) for level in levels[1:]] for n in names]).reshape(len(ys), len(levels) - 1)
-    design, kept = _widen(np.column_stack([np.ones(len(ys)), dummies]), cov)
+    design, kept = _widen(np.column_stack([np.ones(len(ys)), dummies(names)]), cov)
     fit = sm.OLS(ys, design).fit(cov_type="HC3")
     at = cov[:, kept].mean(axis=0)
     grid = np.array([[1.0, *(float(level == other) for other in levels[1:]), *at] for level in levels])

@@ -22,6 +22,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from attnlens.evaluation import stats
+from attnlens.evaluation.cases import pronoun_pairs
 from attnlens.reports.writeup import ALPHA
 
 # The signatures and structure the controlled tables test (docs/metrics.md defines them).
@@ -49,12 +50,6 @@ def value(r: dict, name: str) -> float:
 def length(r: dict) -> list[float]:
     """The covariates: log prompt tokens and log answer tokens."""
     return [math.log(max(r["prompt_tokens"], 1)), math.log(max(r["answer_tokens"], 1))]
-
-
-def _dummies(rows: list[dict], key: str) -> np.ndarray:
-    """One-hot columns of `key` without the first level (the regression keeps its constant)."""
-    levels = sorted({r[key] for r in rows})[1:]
-    return np.array([[float(r[key] == level) for level in levels] for r in rows]).reshape(len(rows), len(levels))
 
 
 def contrast(groups: list[tuple[str, list[dict], list[dict]]], names: tuple[str, ...] = CONTROLLED,
@@ -101,7 +96,7 @@ def frame_effect(rows: list[dict], names: tuple[str, ...] = CONTROLLED) -> list[
         chat, plain = [by_frame["chat"][i] for i in shared], [by_frame["plain"][i] for i in shared]
         overlaps[f"{model}: chat vs plain"] = length_overlap(chat, plain)
         stacked = chat + plain
-        covariates = np.column_stack([np.array([length(r) for r in stacked]), _dummies(stacked, "category")])
+        covariates = np.column_stack([np.array([length(r) for r in stacked]), stats.dummies([r["category"] for r in stacked])])
         for name in names:
             out_raw.append(stats.paired([value(r, name) for r in chat], [value(r, name) for r in plain]))
             out_adj.append(stats.adjusted_difference([value(r, name) for r in stacked], [1.0] * len(chat) + [0.0] * len(plain),
@@ -158,7 +153,12 @@ def correctness(rows: list[dict]) -> list[dict]:
         right, wrong = [r for r in rs if r["correct"]], [r for r in rs if not r["correct"]]
         if len(right) >= 8 and len(wrong) >= 8:
             groups.append((cond, right, wrong))
-    return contrast(groups, extra=lambda rs: _dummies(rs, "category"))
+    return contrast(groups, extra=lambda rs: stats.dummies([r["category"] for r in rs]))
+
+
+def _mean(xs: list[float]) -> float:
+    finite = [x for x in xs if math.isfinite(x)]
+    return float(np.mean(finite)) if finite else math.nan
 
 
 def length_dependence(rows: list[dict], names: tuple[str, ...] = ("entropy", "distance", "sink", "prev", "topk_mass")) -> dict:
@@ -170,11 +170,11 @@ def length_dependence(rows: list[dict], names: tuple[str, ...] = ("entropy", "di
         rs = [r for r in rows if r["condition"] == cond]
         total = [math.log(r["prompt_tokens"] + r["answer_tokens"]) for r in rs]
         cats = sorted({r["category"] for r in rs})
-        cat_len = [np.mean([t for t, r in zip(total, rs) if r["category"] == c]) for c in cats]
+        cat_len = [_mean([t for t, r in zip(total, rs) if r["category"] == c]) for c in cats]
         entry = {"cases": len(rs), "prompt_tokens": stats.mean_ci([r["prompt_tokens"] for r in rs]).__dict__}
         for name in names:
             ys = [value(r, name) for r in rs]
-            cat_y = [stats.mean_ci([y for y, r in zip(ys, rs) if r["category"] == c]).mean for c in cats]
+            cat_y = [_mean([y for y, r in zip(ys, rs) if r["category"] == c]) for c in cats]
             per_case = spearmanr(total, ys, nan_policy="omit")
             per_cat = spearmanr(cat_len, cat_y) if len(cats) >= 3 else None
             entry[name] = {"rho_cases": float(per_case.statistic), "p_cases": float(per_case.pvalue),
@@ -185,15 +185,14 @@ def length_dependence(rows: list[dict], names: tuple[str, ...] = ("entropy", "di
 
 def ambiguity(rows: list[dict], cases: dict) -> dict:
     """Per condition: how often both cases of a pronoun pair are right (chance 0.25 for a model
-    that guesses each; an echo scores 0), and the word-sense and context look-up rates."""
+    that guesses each; an echo scores 0), and how often exactly one is."""
     out = {}
-    pronoun = [c for c in cases.values() if c.subcategory == "pronoun_resolution"]
-    pairs = [(a.id, b.id) for a, b in zip(pronoun, pronoun[1:])
-             if set(a.check.right) & set(b.check.wrong) and set(a.check.wrong) & set(b.check.right)]  # fmt: skip
+    pairs = [(a.id, b.id) for a, b in pronoun_pairs(list(cases.values()))]
     for cond in sorted({r["condition"] for r in rows}):
         verdict = {r["id"]: r["correct"] for r in rows if r["condition"] == cond and r.get("correct") is not None}
-        both = [float(verdict[a] and verdict[b]) for a, b in pairs if a in verdict and b in verdict]
-        either = [float(verdict[a] != verdict[b]) for a, b in pairs if a in verdict and b in verdict]
+        answered = [(verdict[a], verdict[b]) for a, b in pairs if a in verdict and b in verdict]
+        both = [float(x and y) for x, y in answered]
+        either = [float(x != y) for x, y in answered]
         out[cond] = {"pairs": len(both), "both_right": stats.mean_ci(both).__dict__,
                      "one_right": stats.mean_ci(either).__dict__}  # fmt: skip
     return out

@@ -42,6 +42,7 @@ from attnlens.reports.report import (
     estimate,
     induction,
     model_tests,
+    run_cases,
     read_jsonl,
     run_suites,
     signature_profiles,
@@ -124,15 +125,8 @@ def encoder_profiles(model: str, prompts: list[dict], out: Path, progress: Progr
 # --------------------------------------------------------------------------- analysis
 
 
-def _case(r: dict, name: str):
-    for part in ("signatures", "graph"):
-        if name in r.get(part, {}):
-            return r[part][name]
-    return r.get(name)
-
-
 def _tests(groups: list[tuple[str, list[dict], list[dict]]], names: tuple[str, ...]) -> list[dict]:
-    return compare_groups(groups, names, _case)
+    return compare_groups(groups, names, controls.value)
 
 
 def _rate(rows: list[dict]) -> dict:
@@ -303,12 +297,11 @@ def findings(
                            for r in run_suites(suite_sample(run, items, suite_cases), run / SUITE_DIR, config, progress)]
         meta = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
         settings[str(run)] = {**meta.get("settings", {}), "dataset_cases": meta.get("dataset", {}).get("cases")}
-        if meta.get("dataset") and Path(meta["dataset"]["path"]).is_file():
-            cases, _ = read_dataset(meta["dataset"]["path"])
-            dataset.update({c.id: c for c in cases})
-            if encoders:
-                prompts.update({c.id: {"id": c.id, "category": c.category, "subcategory": c.subcategory, "prompt": c.prompt}
-                                for c in cases})  # fmt: skip
+        cases = run_cases(run)
+        dataset.update({c.id: c for c in cases})
+        if encoders:
+            prompts.update({c.id: {"id": c.id, "category": c.category, "subcategory": c.subcategory, "prompt": c.prompt}
+                            for c in cases})  # fmt: skip
     if not profiles:
         raise InputError("the runs hold no explanation to profile")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from attnlens.evaluation.suite import SOURCES
-from attnlens.reports.plots import pyplot
+from attnlens.reports.plots import pyplot, save_png
 from attnlens.reports.writeup import ALPHA, ci, mark, md_table, pval, tests_table
 
 LAYER_PLOTS = ("entropy", "distance", "sink", "prev")
@@ -43,11 +43,7 @@ def figures(m: dict, out: Path) -> dict:
         ax.set_title(name)
         ax.set_xlabel("relative depth (layer / last layer)")
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "layer-profiles.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return {"layers": path}
+    return {"layers": save_png(fig, out, "layer-profiles")}
 
 
 def report(m: dict, figs: dict, base: Path) -> str:
@@ -341,9 +337,9 @@ def _controls(m: dict, figs: dict, base: Path) -> list[str]:
     lines += md_table(["condition", "prompt tokens", *(f"{n} (cases / categories)" for n in names)], rows)
     if "length" in figs:
         lines += [f"![signatures against length]({Path(figs['length']).relative_to(base)})", ""]
-    for key, title in CONTROL_TABLES:
+    for number, (key, title) in enumerate(CONTROL_TABLES, start=2):
         tests = c[key]
-        lines += [f"### 8.{CONTROL_TABLES.index((key, title)) + 2} {title[0].upper() + title[1:]}", ""]
+        lines += [f"### 8.{number} {title[0].upper() + title[1:]}", ""]
         if not tests:
             lines += ["Not measured: the runs hold no such pair.", ""]
             continue
@@ -400,6 +396,11 @@ def _controls(m: dict, figs: dict, base: Path) -> list[str]:
     return lines + [""]
 
 
+def _yerr(estimates: list[dict]) -> list[list[float]]:
+    """Matplotlib's asymmetric error bars from {mean, low, high} estimates."""
+    return [[e["mean"] - e["low"] for e in estimates], [e["high"] - e["mean"] for e in estimates]]
+
+
 def control_figures(m: dict, rows: list[dict], out: Path) -> dict:
     """Length against signatures per condition, the frame effect, scale, accuracy, ambiguity."""
     plt = pyplot()
@@ -416,7 +417,7 @@ def control_figures(m: dict, rows: list[dict], out: Path) -> dict:
             ax.set_xlabel("prompt + answer tokens (log)")
             ax.set_title(name)
         axes[0].legend(fontsize=7, markerscale=2)
-        figs["length"] = _png(fig, out, "length-confound")
+        figs["length"] = save_png(fig, out, "length-confound")
     frame = [t for t in c["frame"] if t.get("difference")]
     if frame:
         groups = sorted({t["group"] for t in frame})
@@ -424,14 +425,13 @@ def control_figures(m: dict, rows: list[dict], out: Path) -> dict:
         for ax, group in zip(axes[0], groups):
             ts = [t for t in frame if t["group"] == group]
             for i, t in enumerate(ts):
-                scale = max(abs(t["difference"]["low"]), abs(t["difference"]["high"]), 1e-9)
-                ax.errorbar([t["difference"]["mean"] / scale], [i], xerr=[[(t["difference"]["mean"] - t["difference"]["low"]) / scale],
-                            [(t["difference"]["high"] - t["difference"]["mean"]) / scale]], fmt="o",
-                            color="#d62728" if t["survives"] else "#7f7f7f")  # fmt: skip
+                d = t["difference"]
+                scaled = {k: d[k] / max(abs(d["low"]), abs(d["high"]), 1e-9) for k in ("mean", "low", "high")}
+                ax.errorbar([scaled["mean"]], [i], xerr=_yerr([scaled]), fmt="o", color="#d62728" if t["survives"] else "#7f7f7f")
             ax.axvline(0, color="k", lw=0.5)
             ax.set_yticks(range(len(ts)), [t["metric"] for t in ts])
             ax.set_title(f"{group}\n(chat - plain, scaled; red: survives)", fontsize=9)
-        figs["frame"] = _png(fig, out, "frame-effect")
+        figs["frame"] = save_png(fig, out, "frame-effect")
     scale = {k: v for k, v in c["scale"].items() if v["parameters"]}
     if scale:
         fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
@@ -439,13 +439,13 @@ def control_figures(m: dict, rows: list[dict], out: Path) -> dict:
         for ax, name in zip(axes, ("entropy", "distance", "prev", "sink")):
             xs = [scale[k]["parameters"] / 1e6 for k in order]
             ms = [scale[k]["means"][name] for k in order]
-            ax.errorbar(xs, [e["mean"] for e in ms], yerr=[[e["mean"] - e["low"] for e in ms], [e["high"] - e["mean"] for e in ms]], fmt="o-")
+            ax.errorbar(xs, [e["mean"] for e in ms], yerr=_yerr(ms), fmt="o-")
             for x, k, e in zip(xs, order, ms):
                 ax.annotate(k, (x, e["mean"]), fontsize=7)
             ax.set_xscale("log")
             ax.set_xlabel("parameters (M, log)")
             ax.set_title(f"{name} (plain frame)")
-        figs["scale"] = _png(fig, out, "scale")
+        figs["scale"] = save_png(fig, out, "scale")
     acc = m["accuracy"]
     if acc:
         cats = sorted({k for a in acc.values() for k in a["by_category"]})
@@ -455,28 +455,19 @@ def control_figures(m: dict, rows: list[dict], out: Path) -> dict:
             es = [a["by_category"].get(cat, {"mean": np.nan, "low": np.nan, "high": np.nan}) for cat in cats]
             xs = np.arange(len(cats)) + j * width
             ax.bar(xs, [e["mean"] for e in es], width, label=cond,
-                   yerr=[[e["mean"] - e["low"] for e in es], [e["high"] - e["mean"] for e in es]], capsize=2)  # fmt: skip
+                   yerr=_yerr(es), capsize=2)  # fmt: skip
         ax.set_xticks(np.arange(len(cats)) + 0.4 - width / 2, [cat.replace("_", "\n") for cat in cats], fontsize=8)
         ax.set_ylabel("share of answers passing the check")
         ax.legend(fontsize=7, ncol=2)
-        figs["accuracy"] = _png(fig, out, "accuracy")
+        figs["accuracy"] = save_png(fig, out, "accuracy")
     amb = {k: v for k, v in c["ambiguity"].items() if v["pairs"]}
     if amb:
         fig, ax = plt.subplots(figsize=(7, 3.2))
         ks = sorted(amb)
         es = [amb[k]["both_right"] for k in ks]
-        ax.barh(ks, [e["mean"] for e in es], xerr=[[e["mean"] - e["low"] for e in es], [e["high"] - e["mean"] for e in es]])
+        ax.barh(ks, [e["mean"] for e in es], xerr=_yerr(es))
         ax.axvline(0.25, color="k", ls="--", lw=0.8, label="guessing (0.25)")
         ax.set_xlabel("pronoun pairs with both cases right")
         ax.legend(fontsize=7)
-        figs["ambiguity"] = _png(fig, out, "ambiguity")
+        figs["ambiguity"] = save_png(fig, out, "ambiguity")
     return figs
-
-
-def _png(fig, out: Path, name: str) -> Path:
-    plt = pyplot()
-    fig.tight_layout()
-    path = out / f"{name}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

@@ -5,12 +5,11 @@ the document links beside it appear on the pages."""
 from __future__ import annotations
 
 import html
-import os
 from pathlib import Path
 
 from attnlens.errors import InputError
+from attnlens.runtime import CHROMIUM
 
-CHROMIUM = os.environ.get("ATTNLENS_CHROMIUM", "/usr/bin/chromium")
 STYLE = """
 body { font-family: "DejaVu Serif", Georgia, serif; font-size: 10.5pt; line-height: 1.45; margin: 0 auto; max-width: 46em; }
 h1 { font-size: 18pt; margin-bottom: 0.2em; } h2 { font-size: 13.5pt; margin-top: 1.4em; } h3 { font-size: 11.5pt; }

@@ -28,11 +28,18 @@ def pyplot():
     return plt
 
 
-def _save(fig_png, fig_html, out: Path, name: str) -> dict:
+def save_png(fig, out: Path, name: str) -> Path:
+    """The figure as OUT/NAME.png (tight layout, 110 dpi), then closed."""
     plt = pyplot()
-    fig_png.tight_layout()
-    fig_png.savefig(out / f"{name}.png", dpi=110)
-    plt.close(fig_png)
+    fig.tight_layout()
+    path = out / f"{name}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _save(fig_png, fig_html, out: Path, name: str) -> dict:
+    save_png(fig_png, out, name)
     fig_html.write_html(out / f"{name}.html", include_plotlyjs="directory", full_html=True)
     return {"png": f"{name}.png", "html": f"{name}.html"}
 

@@ -28,6 +28,7 @@ from attnlens.agent.checks import check
 from attnlens.agent.facts import build_facts
 from attnlens.errors import InputError
 from attnlens.evaluation import stats
+from attnlens.evaluation.cases import Case
 from attnlens.evaluation.metrics import METRICS
 from attnlens.evaluation.signatures import induction_scores
 from attnlens.evaluation.suite import FAITHFULNESS, SOURCES, CaseResult, SuiteConfig, score_explanation
@@ -86,14 +87,21 @@ def discover(run: Path) -> tuple[list[RunItem], list[dict]]:
     return interleave(items), failed
 
 
+def run_cases(run: Path) -> list[Case]:
+    """The cases of the dataset an annotated run names in its run.json ([] without a run.json, or
+    when the dataset file is gone)."""
+    meta_path = Path(run) / "run.json"
+    if not meta_path.exists():
+        return []
+    dataset = Path(json.loads(meta_path.read_text()).get("dataset", {}).get("path", ""))
+    return read_dataset(dataset)[0] if dataset.is_file() else []
+
+
 def current_verdicts(run: Path, rows: list[dict]) -> list[dict]:
     """An annotated run's rows with `correct` from its dataset's checks as they are now (a checker
     fixed after the run counts), or as stored when the dataset file is gone."""
-    meta_path = Path(run) / "run.json"
-    if not meta_path.exists():
-        return rows
-    dataset = Path(json.loads(meta_path.read_text()).get("dataset", {}).get("path", ""))
-    return recheck(rows, read_dataset(dataset)[0]) if dataset.is_file() else rows
+    cases = run_cases(run)
+    return recheck(rows, cases) if cases else rows
 
 
 def interleave(items: list[RunItem]) -> list[RunItem]:

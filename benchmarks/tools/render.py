@@ -29,7 +29,8 @@ from pathlib import Path
 
 import psutil
 
-CHROMIUM = "/usr/bin/chromium"
+from attnlens.runtime import CHROMIUM
+
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",

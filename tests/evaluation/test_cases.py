@@ -20,6 +20,7 @@ from attnlens.evaluation.cases import (
     first_number,
     load_cases,
     normalise,
+    pronoun_pairs,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -199,18 +200,8 @@ def test_choice_reads_which_candidate_the_answer_picks():
     assert check_answer(context, "Mia has a red bike and a blue kite. The kite is blue.").passed
 
 
-def _pairs() -> list[tuple]:
-    """The pronoun cases two by two: one word of the statement flips the referent."""
-    cases = [c for c in CASES if c.subcategory == "pronoun_resolution"]
-    pairs = []
-    for a, b in zip(cases, cases[1:]):
-        if set(a.check.right) & set(b.check.wrong) and set(a.check.wrong) & set(b.check.right):
-            pairs.append((a, b))
-    return pairs
-
-
 def test_an_echo_of_the_prompt_passes_neither_case_of_a_pronoun_pair():
-    pairs = _pairs()
+    pairs = pronoun_pairs(CASES)
     assert len(pairs) >= 8
     for case in [c for pair in pairs for c in pair]:
         statement = case.prompt.rsplit(". ", 1)[0] + "."

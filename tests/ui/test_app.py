@@ -10,11 +10,11 @@ from types import SimpleNamespace
 import pytest
 
 from attnlens.pipeline.study import summarise
+from attnlens.runtime import CHROMIUM
 from attnlens.ui.app import build_app, launch
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
-CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Literal
 
@@ -16,11 +17,12 @@ from attnlens.extraction.text import check_prompt
 # How a prompt is put to the model. "auto": a chat model's own chat template, the prompt as it is
 # for a base model. "plain": the same question/answer completion frame for every model, chat or
 # base (the frame's "Q:" and "A:" are template tokens, not the user's words), the answer cut
-# where the model starts a new question.
+# where the model starts a new turn: a line opening with one capital letter and a colon ("Q:",
+# "A:", or the "B:", "C:" of options it invents), as small models in this frame often do.
 Frame = Literal["auto", "plain"]
 FRAMES: tuple[str, ...] = ("auto", "plain")
 PLAIN_FRAME = "Q: {prompt}\nA:"
-PLAIN_STOP = "\nQ:"
+PLAIN_STOP = re.compile(r"\n[A-Z]:")
 
 
 def _render(lm: LoadedModel, prompt: str, frame: Frame) -> tuple[str, int, bool]:
@@ -178,12 +180,13 @@ def _prompt(
     return input_text, user_start, chat, prompt_tokens
 
 
-def _cut_at(lm: LoadedModel, answer_ids: list[int], stop: str) -> list[int]:
-    """The answer's tokens before `stop` first appears in its text (a token that reaches into it
-    goes too)."""
-    at = lm.tokenizer.decode(answer_ids).find(stop)
-    if at < 0:
+def _cut_at(lm: LoadedModel, answer_ids: list[int], stop: re.Pattern) -> list[int]:
+    """The answer's tokens before `stop` first matches its text (a token that reaches into the
+    match goes too)."""
+    found = stop.search(lm.tokenizer.decode(answer_ids))
+    if found is None:
         return answer_ids
+    at = found.start()
     keep = 0
     while keep < len(answer_ids) and len(lm.tokenizer.decode(answer_ids[: keep + 1])) <= at:
         keep += 1
@@ -195,7 +198,7 @@ def _generation(
     answer_ids: list[int], params: dict,
 ) -> Generation:
     """The Generation of an answer: cut at the model's first stop token (which is not part of it)
-    and, in the plain frame, where the model starts a new question."""
+    and, in the plain frame, where the model starts a new turn."""
     stop = set(_eos_ids(lm))
     for j, tid in enumerate(answer_ids):
         if tid in stop:

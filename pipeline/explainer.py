@@ -25,6 +25,10 @@ from attnlens.extraction.models import DEFAULT_MODEL, ModelSpec, resolve_model
 from attnlens.extraction.words import user_words
 from attnlens.pipeline.explanation import Explanation
 
+# An answer with no text (the model stopped, or started a new turn, at once): a wrong answer with
+# nothing to explain. Readers count such rows as incorrect (reports.findings' accuracy).
+EMPTY_ANSWER = "the model's answer is empty: there is nothing to explain"
+
 
 def rank_by_effect(clustering: Clustering, report: FaithfulnessReport) -> list[int]:
     """Cluster ids by measured deletion effect (comprehensiveness), largest first; scores break ties."""
@@ -154,7 +158,7 @@ class Explainer:
     def _prepare(self, gen: Generation, generate_seconds: float, step: Callable[[str], None]) -> _Prepared:
         """The deterministic part after the answer: capture -> cluster -> verify (and rank) -> facts."""
         if not gen.answer.strip():
-            raise InputError("the model's answer is empty: there is nothing to explain")
+            raise InputError(EMPTY_ANSWER)
         timings: dict[str, float] = {"generate": generate_seconds}
 
         def timed(stage: str, fn):

@@ -28,7 +28,8 @@ from attnlens.evaluation import stats
 from attnlens.evaluation.signatures import head_signatures, summary
 from attnlens.evaluation.suite import SuiteConfig, profile
 from attnlens.extraction import capture, generate, load_model
-from attnlens.pipeline.annotate import read_dataset, stratified_sample
+from attnlens.pipeline.annotate import stratified_sample
+from attnlens.pipeline.explainer import EMPTY_ANSWER
 from attnlens.pipeline.explanation import Explanation
 from attnlens.reports import controls, findings_writeup
 from attnlens.reports.report import (
@@ -96,8 +97,9 @@ def profile_run(run: Path, items: list[RunItem], progress: Progress | None = Non
 
 def suite_sample(run: Path, items: list[RunItem], n: int) -> list[RunItem]:
     """Per model, the N cases `attnlens annotate --sample N` would pick from the run's dataset."""
-    meta = json.loads((Path(run) / "run.json").read_text())
-    cases, _ = read_dataset(meta["dataset"]["path"])
+    cases = run_cases(run)
+    if not cases:
+        raise InputError(f"{run}: the dataset its run.json names is gone, so its suite sample is unknown")
     chosen = {c.id for c in stratified_sample(cases, n)}
     return [it for it in items if it.meta.get("id") in chosen]
 
@@ -224,6 +226,12 @@ def faithfulness_by_task(suite_rows: list[dict]) -> dict:
     return {"by_category": best, "overall": overall, "cases": {m: sum(r["model"] == m for r in ok) for m in best}}
 
 
+def answered_nothing(failed: list[dict]) -> list[dict]:
+    """The failed rows whose answer was empty, as incorrect answers: the model gave none, which
+    counts against its accuracy even though there is no attention to profile."""
+    return [{**f, "correct": False} for f in failed if EMPTY_ANSWER in (f.get("error") or "")]
+
+
 def analyse(profiles: list[dict], failed: list[dict], suite_rows: list[dict], encoder_rows: list[dict],
             induction_scores: dict) -> dict:  # fmt: skip
     ok = [r for r in profiles if not r.get("error")]
@@ -238,7 +246,7 @@ def analyse(profiles: list[dict], failed: list[dict], suite_rows: list[dict], en
         "models": models,
         "cases": {m: sum(r["model"] == m for r in profiles) for m in models},
         "errors": [r for r in profiles if r.get("error")] + failed,
-        "accuracy": accuracy(ok, models),
+        "accuracy": accuracy(ok + answered_nothing(failed), models),
         "signatures": sig,
         "categories": category_tests(ok, models),
         "models_tests": model_tests(ok, models),
@@ -289,7 +297,7 @@ def findings(
                 raise InputError(f"{model} is annotated in both {seen[model]} and {run}: give each model and frame's run once")
             seen[model] = run
         profiles += rows
-        failed += bad
+        failed += [{**f, "model": controls.condition(f["model"], controls.frame_of(f.get("prompt_frame")))} for f in bad]
         if suite_cases:
             (run / SUITE_DIR).mkdir(exist_ok=True)
             frames = {it.key: controls.frame_of(it.meta.get("prompt_frame")) for it in items}

@@ -21,6 +21,11 @@ def _significant(tests: list[dict]) -> list[dict]:
     return [t for t in tests if not math.isnan(t["p_holm"]) and t["p_holm"] < ALPHA]
 
 
+def _frames(pair: str) -> int:
+    """How many frames the conditions of an "A (frame) vs B (frame)" pair span."""
+    return len({side.rsplit(" (", 1)[-1] for side in pair.split(" vs ")})
+
+
 def _effect(t: dict, higher: str, lower: str) -> str:
     """'<metric> is higher in A than in B (r = .., p (Holm) = ..)' from a Mann-Whitney row."""
     direction = (higher, lower) if t["effect"] > 0 else (lower, higher)
@@ -99,11 +104,14 @@ def _profiles(m: dict, figs: dict, base: Path) -> list[str]:
     lines += ["Mean over cases of each signature's mean over layers and heads; the spread is the standard "
               "deviation over heads of the per-head means (head specialisation: 0 = every head alike).", ""]  # fmt: skip
     lines += md_table(["signature", *m["models"], *(f"spread {model}" for model in m["models"])], rows)
-    if m["models_tests"]:
-        sig_tests = [t for t in m["models_tests"] if t["metric"] in names]
-        a, b = m["models"][0], m["models"][1]
-        lines += [f"{a} against {b} (each on the cases its run holds; Mann-Whitney, Holm over this list):", ""]
-        lines += [f"- {_effect(t, a, b)}{mark(t['p_holm'])}" for t in sig_tests] + [""]
+    same_frame = [t for t in m["models_tests"] if t["metric"] in names and _frames(t["group"]) == 1]
+    if same_frame:
+        lines += ["Models in the same frame, each on all the cases its run holds (Mann-Whitney, Holm over every "
+                  "pair and metric; section 7.2 repeats this on shared cases with length held fixed):", ""]  # fmt: skip
+        for t in same_frame:
+            a, b = t["group"].split(" vs ")
+            lines += [f"- {_effect(t, a, b)}{mark(t['p_holm'])}"]
+        lines += [""]
     for model in m["models"]:
         s = sig[model]
         layers = s["layers"]
@@ -227,7 +235,8 @@ def _faithfulness(m: dict) -> list[str]:
     f = m["faithfulness"]
     lines = ["## 6. Which explanation source is most faithful, per task type", ""]
     if not f["by_category"]:
-        return lines + ["Not run (`--suite N` scores N stratified cases per model with every source).", ""]
+        return lines + ["Not run (`--suite N` scores N stratified cases per model with every source); docs/metrics.md "
+                        "compares the sources on the dataset's held-back split.", ""]
     lines += ["AOPC comprehensiveness (deletion, ERASER bins, ↑) of each source on the suite's stratified sample "
               f"({', '.join(f'{k}: {v} cases' for k, v in f['cases'].items())}). `best` excludes leave-one-out, "
               "the reference that ranks tokens by the very drops measured; the last column tests best against "
@@ -250,7 +259,8 @@ def _faithfulness(m: dict) -> list[str]:
 def _limits(m: dict) -> list[str]:
     acc = {model: m["accuracy"][model]["all"] for model in m["models"]}
     sig = m["signatures"]
-    lines = ["## 7. What these small models limit, and what a GPU run would add", ""]
+    sizes = {v["parameters"] for v in m["controls"]["scale"].values() if v.get("parameters")}
+    lines = ["## 8. What these small models limit, and what a GPU run would add", ""]
     if any(a.get("n") and a["mean"] < 0.5 for a in acc.values()):
         lines += [f"- **Accuracy is low** ({', '.join(f'{k} {ci(v, 2)}' for k, v in acc.items())}), so the incorrect group "
                   "is large and mixed: a wrong answer from a small model is mostly a fluent non-answer, not a specific "
@@ -260,14 +270,16 @@ def _limits(m: dict) -> list[str]:
         "- **Short answers** (at most 32 tokens, greedy) and short prompts (tens of tokens) leave few answer rows per "
         "case, so per-case signatures are noisy and long-range behaviour (sliding windows, retrieval over long "
         "contexts) is not exercised.",
-        f"- **{len(m['models'])} decoder(s) of one size class** cannot separate what is architectural from what is "
-        "scale. Here: " + "; ".join(
+        f"- **{len(sizes)} decoder(s) of {_size_range(sizes)} parameters**: small models all; beyond one family's "
+        "step (the Qwen pair) size and architecture change together, so what is scale and what is architecture "
+        "cannot be separated. Here: " + "; ".join(
             f"{model} sink {ci(sig[model]['mean']['sink'], 2)}, {len(sig[model]['roles']['induction']['heads'])} "
             f"induction heads of {sig[model]['roles']['induction']['of']}" for model in m["models"]
         ) + ". Whether head roles sharpen with size needs larger models.",
-        "- **Faithfulness is measured on a sample** (section 6), only a handful of cases per category: the ranking of "
-        "sources per task type is a hypothesis for a larger run.",
     ]  # fmt: skip
+    if m["faithfulness"]["by_category"]:
+        lines += ["- **Faithfulness is measured on a sample** (section 6), only a handful of cases per category: the "
+                  "ranking of sources per task type is a hypothesis for a larger run."]  # fmt: skip
     templated = [r for r, s in m["run_settings"].items() if s.get("max_llm_clusters") == 0]
     if templated:
         lines += [f"- **The rationales in {', '.join(templated)} are templates** (facts of each cluster, "
@@ -283,6 +295,12 @@ def _limits(m: dict) -> list[str]:
         "that path, so a GPU host would currently run these commands on its CPU.",
         "",
     ]
+
+
+def _size_range(sizes: set) -> str:
+    """"135M to 1.78B" (or one size) from parameter counts."""
+    fmt = lambda n: f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"  # noqa: E731
+    return "unknown" if not sizes else " to ".join(dict.fromkeys((fmt(min(sizes)), fmt(max(sizes)))))
 
 
 # --------------------------------------------------------------------------- the controls (reports.controls)
@@ -320,7 +338,7 @@ def findings_list(c: dict) -> list[dict]:
 
 def _controls(m: dict, figs: dict, base: Path) -> list[str]:
     c = m["controls"]
-    lines = ["## 8. Length, frame and scale: what survives the controls", "",
+    lines = ["## 7. Length, frame and scale: what survives the controls", "",
              "A signature can differ between two groups because the groups differ in length (entropy grows with the "
              "log of the sequence length; the chat frame adds dozens of template tokens). Every contrast below is "
              "therefore given raw (Mann-Whitney; for the frame, Wilcoxon signed-rank on the same cases) and adjusted: "
@@ -328,7 +346,7 @@ def _controls(m: dict, figs: dict, base: Path) -> list[str]:
              "errors; correct vs incorrect and the frame contrast also hold the category fixed). Both are "
              "Holm-corrected within their table. A finding **survives** when both are significant and point the "
              "same way.", ""]  # fmt: skip
-    lines += ["### 8.1 How much the signatures follow length", "",
+    lines += ["### 7.1 How much the signatures follow length", "",
               "Spearman's rho of each signature with log(prompt + answer tokens), over cases and over category means:", ""]
     names = ("entropy", "distance", "sink", "prev", "topk_mass")
     rho = lambda v: "n/a" if math.isnan(v) else f"{v:+.2f}"  # noqa: E731
@@ -339,7 +357,7 @@ def _controls(m: dict, figs: dict, base: Path) -> list[str]:
         lines += [f"![signatures against length]({Path(figs['length']).relative_to(base)})", ""]
     for number, (key, title) in enumerate(CONTROL_TABLES, start=2):
         tests = c[key]
-        lines += [f"### 8.{number} {title[0].upper() + title[1:]}", ""]
+        lines += [f"### 7.{number} {title[0].upper() + title[1:]}", ""]
         if not tests:
             lines += ["Not measured: the runs hold no such pair.", ""]
             continue
@@ -359,9 +377,10 @@ def _controls(m: dict, figs: dict, base: Path) -> list[str]:
                           "of the frame; the paired raw differences are the measurement.", ""]  # fmt: skip
     if "frame" in figs:
         lines += [f"![frame effect]({Path(figs['frame']).relative_to(base)})", ""]
-    lines += ["### 8.6 Scale: 135M to 1.5B parameters, one frame", "",
-              "Means (95% CI) in the plain frame, the one every model shares; the Qwen pair is the within-family step.", ""]
     scale = c["scale"]
+    sizes = {v["parameters"] for v in scale.values() if v.get("parameters")}
+    lines += [f"### 7.6 Scale: {_size_range(sizes)} parameters, one frame", "",
+              "Means (95% CI) in the plain frame, the one every model shares; the Qwen pair is the within-family step.", ""]
     shown = ("entropy", "distance", "prev", "sink", "topk_mass", "answer_probability")
     order = sorted(scale, key=lambda k: scale[k]["parameters"] or 0)
     rows = [[k, f"{(scale[k]['parameters'] or 0) / 1e6:.0f}M", str(scale[k]["cases"]), *(ci(scale[k]["means"][n], 2) for n in shown)] for k in order]
@@ -380,12 +399,12 @@ def _controls(m: dict, figs: dict, base: Path) -> list[str]:
             lines += [f"Most local: {ranked[0]}; most global: {ranked[-1]} (distance at equal length)."
                       + ("" if loc[ranked[0]]["distance"]["high"] < loc[ranked[-1]]["distance"]["low"]
                          else " Their intervals overlap: the order is not established."), ""]  # fmt: skip
-    lines += ["### 8.7 Ambiguity: pronoun pairs", "",
+    lines += ["### 7.7 Ambiguity: pronoun pairs", "",
               "Both cases of a pair right (one word flips the referent; a model that guesses each scores 0.25, one "
               "that repeats the prompt 0):", ""]
     lines += md_table(["condition", "pairs", "both right", "exactly one right"],
                       [[k, str(v["pairs"]), ci(v["both_right"], 2), ci(v["one_right"], 2)] for k, v in c["ambiguity"].items()])
-    lines += ["### 8.8 The findings, and whether they survive", ""]
+    lines += ["### 7.8 The findings, and whether they survive", ""]
     found = findings_list(c)
     if not found:
         lines += ["No raw difference is significant.", ""]

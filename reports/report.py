@@ -28,13 +28,13 @@ from attnlens.agent.checks import check
 from attnlens.agent.facts import build_facts
 from attnlens.errors import InputError
 from attnlens.evaluation import stats
-from attnlens.evaluation.cases import Case
+from attnlens.evaluation.cases import DEFAULT_PATH, Case
 from attnlens.evaluation.metrics import METRICS
 from attnlens.evaluation.signatures import induction_scores
 from attnlens.evaluation.suite import FAITHFULNESS, SOURCES, CaseResult, SuiteConfig, score_explanation
 from attnlens.extraction import load_model
 from attnlens.pipeline import distributed
-from attnlens.pipeline.annotate import read_dataset, recheck
+from attnlens.pipeline.annotate import prompts_sha256, read_dataset, recheck
 from attnlens.pipeline.distributed import RayConfig
 from attnlens.pipeline.explanation import Explanation
 from attnlens.pipeline.study import summarise
@@ -69,7 +69,7 @@ def discover(run: Path) -> tuple[list[RunItem], list[dict]]:
             raise InputError(f"cannot read {table}: {exc}") from None
         for row in current_verdicts(run, rows):
             if row.get("error") or not row.get("explanation_dir"):
-                failed.append({k: row.get(k) for k in ("id", "model", "category", "error")})
+                failed.append({k: row.get(k) for k in ("id", "model", "category", "subcategory", "prompt_frame", "error")})
                 continue
             meta = {k: row.get(k) for k in ("id", "model", "category", "subcategory", "correct", "evidence", "prompt_frame")}
             items.append(RunItem(row["explanation_dir"], run / row["explanation_dir"], meta))
@@ -87,14 +87,26 @@ def discover(run: Path) -> tuple[list[RunItem], list[dict]]:
     return interleave(items), failed
 
 
-def run_cases(run: Path) -> list[Case]:
-    """The cases of the dataset an annotated run names in its run.json ([] without a run.json, or
-    when the dataset file is gone)."""
+def run_dataset(run: Path) -> Path | None:
+    """The dataset file an annotated run was made from: the path its run.json names or, when that
+    is gone (a run kept in a repository, read from another checkout), the bundled dataset if its
+    ids and prompts are the run's. None without a run.json or such a file."""
     meta_path = Path(run) / "run.json"
     if not meta_path.exists():
-        return []
-    dataset = Path(json.loads(meta_path.read_text()).get("dataset", {}).get("path", ""))
-    return read_dataset(dataset)[0] if dataset.is_file() else []
+        return None
+    recorded = json.loads(meta_path.read_text()).get("dataset", {})
+    path = Path(recorded.get("path", ""))
+    if path.is_file():
+        return path
+    if DEFAULT_PATH.is_file() and recorded.get("prompts_sha256") == prompts_sha256(read_dataset(DEFAULT_PATH)[0]):
+        return DEFAULT_PATH
+    return None
+
+
+def run_cases(run: Path) -> list[Case]:
+    """The cases of the dataset an annotated run was made from ([] when run_dataset finds none)."""
+    dataset = run_dataset(run)
+    return read_dataset(dataset)[0] if dataset else []
 
 
 def current_verdicts(run: Path, rows: list[dict]) -> list[dict]:

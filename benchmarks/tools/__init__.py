@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     parser.add_argument("--lengths", nargs="+", type=int, default=list(LENGTHS))
     parser.add_argument("--time-budget", type=float, default=Budget.seconds, help="seconds per cell before it is stopped")
-    parser.add_argument("--memory-budget", type=float, default=Budget.memory_mb, help="MB of RSS per cell before it is stopped")
+    parser.add_argument("--memory-budget", type=float, default=Budget.memory_mb, help="MiB of RSS per cell before it is stopped")
     parser.add_argument("--render-budget", type=float, default=Budget.render_seconds, help="seconds for Chromium to load a page")
     parser.add_argument("--results", type=Path, default=None, help="JSON-lines file of finished cells (default: in the attnlens cache)")
     parser.add_argument("--force", action="store_true", help="redo finished cells")

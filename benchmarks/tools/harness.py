@@ -46,7 +46,7 @@ MAX_RENDER_BYTES = 1 << 30  # Chromium is not asked to open a page over 1 GiB
 @dataclass(frozen=True)
 class Budget:
     seconds: float = 120.0
-    memory_mb: float = 6144.0
+    memory_mb: float = 6144.0  # MiB (6 GiB); like the rows' peak_rss_mb, the name says mb for MiB
     render_seconds: float = 60.0
 
 
@@ -63,7 +63,7 @@ def integration_lines(tool: str) -> int:
 
 
 def _high_water_mb(pid: int) -> float:
-    """VmHWM of a running process, MB (0 once it is gone)."""
+    """VmHWM of a running process, MiB (0 once it is gone)."""
     try:
         with open(f"/proc/{pid}/status") as fh:
             for line in fh:
@@ -133,7 +133,7 @@ def run_adapter(
                 if elapsed > budget.seconds:
                     stopped = f"time budget exceeded (over {budget.seconds:g} s)"
                 elif rss_mb > budget.memory_mb:
-                    stopped = f"memory budget exceeded ({rss_mb:.0f} MB > {budget.memory_mb:g} MB)"
+                    stopped = f"memory budget exceeded ({rss_mb:.0f} MiB > {budget.memory_mb:g} MiB)"
                 if stopped:
                     os.killpg(proc.pid, signal.SIGKILL)
             time.sleep(POLL_S)
@@ -186,7 +186,7 @@ def run_cell(
         return row
     if "url" not in row:
         if row["output_bytes"] > MAX_RENDER_BYTES:
-            return {**row, "renders": False, "render_error": f"not opened: {row['output_bytes'] / 2**20:.0f} MB of HTML"}
+            return {**row, "renders": False, "render_error": f"not opened: {row['output_bytes'] / 2**20:.0f} MiB of HTML"}
         row |= render_page(Path(row["output"]), shot, budget.render_seconds)
     if screens and (model, n) == KEPT_SCREEN and shot.exists():
         SCREENS.mkdir(parents=True, exist_ok=True)

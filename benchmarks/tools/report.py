@@ -90,6 +90,7 @@ def export(rows: list[dict], path: Path, side_by_side: list[dict] | None = None)
 
 
 def _mb(value) -> str:
+    """Bytes as MiB (2**20 bytes), the unit of every size and memory figure here."""
     return "-" if value is None else f"{value / 2**20:.1f}" if value >= 2**17 else f"{value / 2**20:.3f}"
 
 
@@ -104,14 +105,14 @@ def _cell(value, fmt: str = "{:.1f}") -> str:
 
 
 def _measured(r: dict) -> list[str]:
-    """A row's measured cells: visualisation s, process s, peak RSS MB, output MB, renders offline."""
+    """A row's measured cells: visualisation s, process s, peak RSS MiB, output MiB, renders offline."""
     renders = "-" if r.get("renders") is None else "yes" if r["renders"] else "no"
     return [_cell(r.get("viz_s")), _cell(r.get("wall_s")), _cell(r.get("peak_rss_mb"), "{:.0f}"), _mb(r.get("output_bytes")), renders]
 
 
 def rows_table(rows: list[dict]) -> str:
     lines = [
-        "| tool | model | tokens | status | visualisation s | process s | peak RSS MB | output MB | renders offline | render s |",
+        "| tool | model | tokens | status | visualisation s | process s | peak RSS MiB | output MiB | renders offline | render s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -205,7 +206,7 @@ def side_by_side_table(rows: list[dict]) -> list[str]:
         facts.append(f"OMP_NUM_THREADS={threads.pop()} for every cell")
     if facts:
         out += ["; ".join(facts) + ".", ""]
-    out += ["| tool | status | visualisation s | process s | peak RSS MB | output MB | renders offline | "
+    out += ["| tool | status | visualisation s | process s | peak RSS MiB | output MiB | renders offline | "
             "visualisation s / attnlens | visualisation s / BertViz | process s / attnlens | peak RSS / attnlens |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -50,12 +50,17 @@ def test_the_plain_frame_is_the_same_text_for_chat_and_base_models(lm, request):
     assert generate_batch(model, [prompt, "2 + 2 ="], max_new_tokens=24, frame="plain")[0] == gen
 
 
-def test_a_plain_answer_ends_where_the_model_asks_a_new_question(smollm):
+@pytest.mark.parametrize(("text", "answer"), [
+    (" Paris.\nQ: What is the capital of Spain?\nA: Madrid", " Paris."),  # a new question
+    (" 1.00 Celsius\nB: 1.000 Celsius\nC: 1.0000", " 1.00 Celsius"),  # options it invents
+    (" Step 1: add.\nStep 2: carry.\nAnswer: 42", " Step 1: add.\nStep 2: carry.\nAnswer: 42"),  # not a turn
+])  # fmt: skip
+def test_a_plain_answer_ends_where_the_model_starts_a_new_turn(smollm, text, answer):
     from attnlens.extraction.generation import PLAIN_STOP, _cut_at
 
-    ids = smollm.tokenizer(" Paris.\nQ: What is the capital of Spain?\nA: Madrid", add_special_tokens=False)["input_ids"]
+    ids = smollm.tokenizer(text, add_special_tokens=False)["input_ids"]
     kept = _cut_at(smollm, ids, PLAIN_STOP)
-    assert smollm.tokenizer.decode(kept) == " Paris." and kept == ids[: len(kept)]
+    assert smollm.tokenizer.decode(kept) == answer and kept == ids[: len(kept)]
     assert _cut_at(smollm, ids[: len(kept)], PLAIN_STOP) == kept  # nothing to cut
     with pytest.raises(InputError, match="unknown frame"):
         generate(smollm, "Hi", frame="chatty")

@@ -14,7 +14,9 @@ import pytest
 from attnlens.errors import InputError
 from attnlens.evaluation.suite import SOURCES
 from attnlens.pipeline.annotate import annotate
-from attnlens.reports.findings import PROFILE_FILE, SUITE_DIR, findings, head_roles, publish, within_category
+from attnlens.reports.findings import (
+    PROFILE_FILE, SUITE_DIR, accuracy, answered_nothing, findings, head_roles, publish, within_category,
+)
 from attnlens.reports.report import CASES_FILE
 
 pytestmark = pytest.mark.slow
@@ -156,3 +158,17 @@ def test_within_category_needs_enough_of_each_group():
     assert {t["group"] for t in tests} == {"m a"}
     entropy = next(t for t in tests if t["metric"] == "entropy")
     assert entropy["effect"] == pytest.approx(-1.0)  # every correct answer below every incorrect one
+
+
+def test_an_empty_answer_counts_as_a_wrong_one():
+    """A case the model answered with nothing has no attention to profile, but it is not left out of
+    the accuracy; a case that failed for another reason is."""
+    from attnlens.pipeline.explainer import EMPTY_ANSWER
+
+    base = {"model": "m (plain)", "category": "c", "subcategory": "s"}
+    failed = [{**base, "id": "empty", "error": f"InputError: {EMPTY_ANSWER}"},
+              {**base, "id": "broken", "error": "RuntimeError: out of memory"}]  # fmt: skip
+    assert [r["id"] for r in answered_nothing(failed)] == ["empty"]
+    rows = [{**base, "id": "right", "correct": True}, *answered_nothing(failed)]
+    assert accuracy(rows, ["m (plain)"])["m (plain)"]["all"]["mean"] == 0.5
+    assert accuracy(rows[:1], ["m (plain)"])["m (plain)"]["all"]["mean"] == 1.0

@@ -92,7 +92,8 @@ def test_annotated_run_layout_is_read_from_parquet(run_dir):
     finally:
         (run_dir / "annotations.parquet").unlink()
     assert [(i.key, i.meta["evidence"], i.meta["correct"]) for i in items] == [("capital", ["France"], True)]
-    assert failed == [{"id": "x", "model": "smollm2-135m", "category": "c", "error": "InputError: the model's answer is empty"}]
+    assert failed == [{"id": "x", "model": "smollm2-135m", "category": "c", "subcategory": "s", "prompt_frame": None,
+                       "error": "InputError: the model's answer is empty"}]  # fmt: skip
 
 
 def test_missing_or_empty_run_is_a_clear_error(tmp_path):
@@ -104,3 +105,24 @@ def test_missing_or_empty_run_is_a_clear_error(tmp_path):
         done = subprocess.run([ATTNLENS, "evaluate", *args], capture_output=True, text=True, timeout=120)
         assert done.returncode == 2, done
         assert "Traceback" not in done.stderr and done.stderr.strip(), done.stderr
+
+
+def test_a_run_finds_its_dataset_from_another_checkout(tmp_path):
+    """A run kept in a repository names the dataset by the path it had where it was made; read from
+    another checkout it falls back to the bundled dataset, but only when the prompts are the same."""
+    from attnlens.evaluation.cases import DEFAULT_PATH
+    from attnlens.pipeline.annotate import prompts_sha256, read_dataset
+    from attnlens.reports.report import run_cases, run_dataset
+
+    bundled = prompts_sha256(read_dataset(DEFAULT_PATH)[0])
+    run = tmp_path / "run"
+    run.mkdir()
+    assert run_dataset(run) is None  # no run.json
+    for recorded, sha, expected in [
+        (str(DEFAULT_PATH), "other", DEFAULT_PATH),  # the named file exists: it is the one
+        ("/elsewhere/cases.jsonl", bundled, DEFAULT_PATH),  # gone, and the bundled prompts match
+        ("/elsewhere/cases.jsonl", "other", None),  # gone, and the bundled file is another dataset
+    ]:
+        (run / "run.json").write_text(json.dumps({"dataset": {"path": recorded, "prompts_sha256": sha}}))
+        assert run_dataset(run) == expected
+    assert run_cases(run) == []
